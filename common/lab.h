@@ -1,0 +1,200 @@
+/*
+ * lab.h - the small helper every lesson links.
+ *
+ * What it holds: only what an earlier lesson has already taught in its own file.
+ *   platform   Winsock vs POSIX differences (docs/windows.md)         used from lesson 01
+ *   errors     "program: call address: reason" messages               used from lesson 01
+ *   arguments  port and --help parsing, reading a line from stdin       used from lesson 01
+ *   address    printing addresses, "listening on"                     taught in lesson 01
+ *   stream     send-all and the per-connection line reader            taught in lesson 02
+ *   resolve    getaddrinfo-based listen and connect                   taught in lesson 03
+ *   nonblock   non-blocking mode, would-block errors, output buffer   taught in lesson 04
+ *   thread     detached threads and a mutex                           taught in lesson 07
+ *
+ * Every function has a one-line contract above it. None keeps per-connection state in a
+ * static: a connection's state lives in a struct the lesson owns.
+ */
+#ifndef LAB_H
+#define LAB_H
+
+#include <stddef.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <unistd.h>
+#include <errno.h>
+#endif
+
+/* ---- platform ------------------------------------------------------------------------ */
+
+#ifdef _WIN32
+/* Winsock's SOCKET is an unsigned integer: "s < 0" is always false, so test validity
+ * only with lab_socket_ok(). */
+typedef SOCKET lab_socket;
+#define LAB_INVALID_SOCKET INVALID_SOCKET
+/* recv/send take and return int on Windows, ssize_t on POSIX. */
+typedef int lab_io_size;
+#else
+typedef int lab_socket;
+#define LAB_INVALID_SOCKET (-1)
+typedef ssize_t lab_io_size;
+#endif
+
+/* Prepares the process: records the program name for messages, starts Winsock (exits on
+ * failure) and makes stdout flush each line even when it is a pipe. Call first in main. */
+void lab_startup(const char *program_name);
+
+/* The name given to lab_startup ("server", "client"), for messages. */
+const char *lab_program(void);
+
+/* True when s is a real socket and not LAB_INVALID_SOCKET. */
+int lab_socket_ok(lab_socket s);
+
+/* Closes a socket (close on POSIX, closesocket on Windows); returns 0 or -1. */
+int lab_close(lab_socket s);
+
+/* The error code of the last failed socket call: errno, or WSAGetLastError() on Windows. */
+int lab_last_error(void);
+
+/* Writes a readable message for a socket error code into buffer and returns buffer. */
+const char *lab_error_text(int error_code, char *buffer, size_t buffer_size);
+
+/* True when error_code means "interrupted by a signal, try again" (EINTR, WSAEINTR). */
+int lab_error_is_interrupt(int error_code);
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+/* Prints "program: call where: reason" to stderr; where may be NULL. */
+void lab_warn(const char *call, const char *where, int error_code);
+
+/* Prints as lab_warn does, then exits with status 1. */
+_Noreturn void lab_die(const char *call, const char *where, int error_code);
+
+/* Prints "program: message" to stderr, then "Try 'program --help'." and exits with status 2. */
+_Noreturn void lab_usage_error(const char *message, const char *value);
+
+/* ---- arguments ----------------------------------------------------------------------- */
+
+/* Parses a decimal port 0-65535 into *port; returns 0, or -1 for anything else. */
+int lab_parse_port(const char *text, unsigned short *port);
+
+/* True when argv[1] is --help or -h. */
+int lab_wants_help(int argc, char **argv);
+
+/* Reads one line from stdin into line without its "\n" or "\r\n"; a longer line is cut
+ * to size - 1 bytes and its rest skipped. Returns 0, or -1 at end of input. */
+int lab_read_stdin_line(char *line, size_t size);
+
+/* ---- address ------------------------------------------------------------------------- */
+
+/* Room for "[ffff:...:ffff]:65535" and a terminating NUL. */
+#define LAB_ADDRESS_TEXT 64
+
+/* Writes a numeric "1.2.3.4:80" or "[::1]:80" for address into text; returns text. */
+const char *lab_address_text(const struct sockaddr *address, char *text, size_t text_size);
+
+/* Writes the local address of s as lab_address_text does; "?" if it cannot be read. */
+const char *lab_local_address_text(lab_socket s, char *text, size_t text_size);
+
+/* Prints "listening on ADDRESS:PORT" for a listening socket to stdout and flushes it. */
+void lab_announce_listening(lab_socket listener);
+
+/* ---- stream -------------------------------------------------------------------------- */
+
+/* Longest line the lab accepts, without its "\n" or "\r\n". */
+#define LAB_LINE_MAX 1024
+
+/* The answer a server gives to a longer line (the rest of that line is discarded). */
+#define LAB_LINE_TOO_LONG_REPLY "error: line too long (limit 1024 bytes)\n"
+
+/* Sends all len bytes on a blocking socket, retrying short sends; returns 0 or -1. */
+int lab_send_all(lab_socket s, const void *data, size_t len);
+
+/* What lab_line_take and lab_read_line report. */
+enum lab_line_status {
+    LAB_LINE_READY,     /* a whole line was copied out */
+    LAB_LINE_TOO_LONG,  /* a line passed LAB_LINE_MAX; its bytes are being discarded */
+    LAB_LINE_NEED_MORE, /* no whole line buffered yet: receive more */
+    LAB_LINE_CLOSED,    /* the peer closed the connection (end of file) */
+    LAB_LINE_ERROR      /* recv failed; lab_last_error() says why */
+};
+
+/* One connection's partial input. Bytes after a line stay here for the next call. */
+struct lab_line_reader {
+    char bytes[LAB_LINE_MAX + 2]; /* room for the longest line and its "\r\n" */
+    size_t used;                  /* bytes held in bytes[] */
+    int discarding;               /* 1 while skipping the rest of an over-long line */
+};
+
+/* Empties a reader; call once per connection before use. */
+void lab_line_reader_init(struct lab_line_reader *reader);
+
+/* Takes one buffered line into line[LAB_LINE_MAX + 1] (NUL-added, "\r\n" dropped). */
+enum lab_line_status lab_line_take(struct lab_line_reader *reader, char *line, size_t *length);
+
+/* Receives once into the reader's free space; returns bytes read, 0 at EOF, -1 on error. */
+lab_io_size lab_line_fill(struct lab_line_reader *reader, lab_socket s);
+
+/* Blocks until a line, an over-long line, EOF or an error (take, then fill, repeated). */
+enum lab_line_status lab_read_line(struct lab_line_reader *reader, lab_socket s, char *line,
+                                   size_t *length);
+
+/* ---- resolve ------------------------------------------------------------------------- */
+
+/* Resolves host:port with getaddrinfo, binds the first address that works with
+ * SO_REUSEADDR and listens; exits with a message naming the address on failure. */
+lab_socket lab_listen(const char *host, const char *port);
+
+/* Resolves host:port and connects to the first address that answers; exits on failure. */
+lab_socket lab_connect(const char *host, const char *port);
+
+/* ---- nonblock ------------------------------------------------------------------------ */
+
+/* Turns non-blocking mode on (fcntl O_NONBLOCK, or ioctlsocket FIONBIO); returns 0 or -1. */
+int lab_set_nonblocking(lab_socket s);
+
+/* True when error_code means "nothing to do now, try later" (EAGAIN, EWOULDBLOCK). */
+int lab_error_is_would_block(int error_code);
+
+/* Bytes waiting to be sent on a non-blocking socket. */
+#define LAB_OUTPUT_MAX (16 * 1024)
+struct lab_output {
+    char bytes[LAB_OUTPUT_MAX];
+    size_t used;
+};
+
+/* Appends len bytes if they fit; returns 0, or -1 (and appends nothing) if they do not. */
+int lab_output_append(struct lab_output *output, const void *data, size_t len);
+
+/* Sends as much as the socket takes now; returns 0 (maybe some left) or -1 on error. */
+int lab_output_flush(struct lab_output *output, lab_socket s);
+
+/* ---- thread -------------------------------------------------------------------------- */
+
+/* Starts body(argument) on a new detached thread; returns 0, or -1 if it could not start. */
+int lab_thread_start(void (*body)(void *), void *argument);
+
+#ifdef _WIN32
+typedef CRITICAL_SECTION lab_mutex;
+#else
+#include <pthread.h>
+typedef pthread_mutex_t lab_mutex;
+#endif
+
+/* Initialises a mutex before first use. */
+void lab_mutex_init(lab_mutex *mutex);
+
+/* Locks a mutex, waiting for it if another thread holds it. */
+void lab_mutex_lock(lab_mutex *mutex);
+
+/* Unlocks a mutex this thread holds. */
+void lab_mutex_unlock(lab_mutex *mutex);
+
+#endif /* LAB_H */

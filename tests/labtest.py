@@ -1,0 +1,529 @@
+"""labtest - the lab's test harness (Python 3 standard library only).
+
+It starts a lesson's programs, waits for the server's "listening on ADDRESS:PORT" line
+(never a sleep), talks to them over loopback, and always kills what it started. Any failed
+check - in the test or in a helper thread - fails the test with what was expected and
+what came instead. A sanitizer report in a program's stderr fails the test too.
+
+Which programs run (first match wins; see docs/instructors.md):
+  LAB_SERVER, LAB_CLIENT  explicit paths for the lesson under test (one lesson at a time)
+  LAB_BIN_DIR             a directory of binaries: DIR/NN-slug/server or DIR/server
+  LAB_BUILD_DIR           the build tree (CTest sets it): BUILD/lessons/NN-slug/server
+  LAB_EMULATOR            a command put before each program, e.g. "wine" (CTest sets it
+                          for the windows preset); a program ending in .py runs with Python
+  LAB_TIMEOUT_SCALE       multiplies every deadline (default 1; 4 under an emulator)
+"""
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import unittest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+PEERS_DIR = os.path.join(TESTS_DIR, "peers")
+LINE_MAX = 1024  # LAB_LINE_MAX in common/lab.h
+TOO_LONG_REPLY = b"error: line too long (limit 1024 bytes)"
+LISTENING = re.compile(r"^listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)$")
+SANITIZER_REPORT = re.compile(r"(AddressSanitizer|LeakSanitizer|ThreadSanitizer|"
+                              r"UndefinedBehaviorSanitizer|runtime error:)")
+
+
+# ---- configuration ----------------------------------------------------------------------
+
+def emulator():
+    """The command prefix for programs ([] natively, e.g. ['wine'] for Windows builds)."""
+    return shlex.split(os.environ.get("LAB_EMULATOR", ""))
+
+
+def under_emulator():
+    return bool(emulator())
+
+
+def timeout_scale():
+    default = "4" if under_emulator() else "1"
+    return float(os.environ.get("LAB_TIMEOUT_SCALE", default))
+
+
+def scaled(seconds):
+    """A deadline in seconds, stretched for slow configurations (Wine, sanitizers)."""
+    return seconds * timeout_scale()
+
+
+def sanitizer():
+    """'address', 'thread' or '' - which sanitizer the programs were built with."""
+    return os.environ.get("LAB_SANITIZER", "")
+
+
+def linux_proc_available():
+    """True when /proc describes the program itself (not so for Wine, or off Linux)."""
+    return sys.platform.startswith("linux") and not under_emulator()
+
+
+def program_path(lesson, role, own=True):
+    """Path of lesson's server or client (role), honouring the instructor overrides.
+
+    own=False means "a peer from another lesson": LAB_SERVER/LAB_CLIENT do not apply."""
+    override = os.environ.get("LAB_" + role.upper()) if own else None
+    if override:
+        return os.path.abspath(override)
+    suffix = ".exe" if under_emulator() else ""
+    candidates = []
+    bin_dir = os.environ.get("LAB_BIN_DIR")
+    if bin_dir:
+        candidates += [os.path.join(bin_dir, lesson, role + suffix),
+                       os.path.join(bin_dir, role + suffix)]
+    build_dir = os.environ.get("LAB_BUILD_DIR", os.path.join(TESTS_DIR, "..", "build"))
+    candidates.append(os.path.join(build_dir, "lessons", lesson, role + suffix))
+    if bin_dir and own:
+        candidates = candidates[:2]  # a student's directory: never fall back to ours
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    raise AssertionError("no %s for lesson %s; looked for:\n  %s"
+                         % (role, lesson, "\n  ".join(candidates)))
+
+
+def command_for(path, args):
+    """The argv that runs path with args: Python peers with Python, others emulated."""
+    if path.endswith(".py"):
+        return [sys.executable, path] + list(args)
+    return emulator() + [path] + list(args)
+
+
+def peer_path(name):
+    """Path of a Python test peer in tests/peers/."""
+    return os.path.join(PEERS_DIR, name)
+
+
+def child_environment():
+    env = dict(os.environ)
+    if under_emulator():
+        env.setdefault("WINEDEBUG", "-all")  # no Wine chatter mixed into stderr
+    if sanitizer() == "address":
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# ---- a running program --------------------------------------------------------------------
+
+class Output:
+    """Lines a program writes to one pipe, collected by a thread; "\\r\\n" becomes "\\n"."""
+
+    def __init__(self, pipe, name):
+        self.lines = []
+        self.closed = False
+        self._cursor = 0
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._collect, args=(pipe,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _collect(self, pipe):
+        for raw in iter(pipe.readline, b""):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self._changed:
+                self.lines.append(text)
+                self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def expect(self, pattern, timeout=10.0, what="output"):
+        """Waits for the next line (after those already expected) matching a regex.
+
+        Returns the match; fails the test, showing the lines seen, after the deadline."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + scaled(timeout)
+        with self._changed:
+            while True:
+                while self._cursor < len(self.lines):
+                    line = self.lines[self._cursor]
+                    self._cursor += 1
+                    match = regex.search(line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if self.closed or remaining <= 0:
+                    reason = "it closed" if self.closed else "%.1fs passed" % scaled(timeout)
+                    raise AssertionError("expected a line of %s matching %r, but %s; lines "
+                                         "were:\n%s" % (what, pattern, reason,
+                                                        self.text() or "  (none)"))
+                self._changed.wait(remaining)
+
+    def wait_closed(self, timeout):
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self.closed and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+
+    def text(self):
+        with self._changed:
+            return "\n".join("  " + line for line in self.lines)
+
+
+class Program:
+    """A started program with its stdout and stderr collected; kill() ends it for sure."""
+
+    def __init__(self, argv, stdin_data=None, keep_stdin_open=False):
+        self.argv = argv
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if (stdin_data is not None or keep_stdin_open)
+            else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment())
+        self.stdout = Output(self.process.stdout, "stdout of %s" % os.path.basename(argv[-1]))
+        self.stderr = Output(self.process.stderr, "stderr")
+        if stdin_data is not None:
+            try:
+                self.process.stdin.write(stdin_data)
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it exited without reading its input; its status will say why
+            if not keep_stdin_open:
+                self.close_stdin()
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def write(self, data):
+        """Writes bytes to the program's stdin; fails if the program has stopped reading."""
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise AssertionError("%s closed its input early; stderr:\n%s"
+                                 % (" ".join(self.argv), self.stderr.text())) from None
+
+    def close_stdin(self):
+        if self.process.stdin and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def wait(self, timeout=10.0):
+        """Waits for the program to exit by itself; returns its exit status or fails."""
+        try:
+            status = self.process.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s did not exit within %.1fs; stdout:\n%s\nstderr:\n%s"
+                                 % (" ".join(self.argv), scaled(timeout), self.stdout.text(),
+                                    self.stderr.text())) from None
+        self.stdout.wait_closed(scaled(5))
+        self.stderr.wait_closed(scaled(5))
+        return status
+
+    def running(self):
+        return self.process.poll() is None
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.close_stdin()
+        self.stdout.wait_closed(5)
+        self.stderr.wait_closed(5)
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+    def sanitizer_reports(self):
+        return [line for line in self.stderr.lines if SANITIZER_REPORT.search(line)]
+
+
+class Server(Program):
+    """A server started with port 0; host and port come from its "listening on" line."""
+
+    def __init__(self, argv, stdin_data=None, keep_stdin_open=False, start_timeout=15.0):
+        super().__init__(argv, stdin_data, keep_stdin_open)
+        try:
+            match = self.stdout.expect(LISTENING.pattern, start_timeout, "the server's stdout")
+        except AssertionError as failure:
+            self.kill()  # a server that never announced itself must not outlive the test
+            raise AssertionError("%s\nstderr:\n%s" % (failure, self.stderr.text())) from None
+        host = match.group(1)
+        self.host = host.strip("[]")
+        self.port = int(match.group(2))
+        self.family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+
+    @property
+    def address(self):
+        return (self.host, self.port)
+
+
+# ---- a raw connection ------------------------------------------------------------------------
+
+class Connection:
+    """A test's own TCP connection to a server, reading whole lines with deadlines."""
+
+    def __init__(self, address, timeout=10.0, family=None):
+        if family is None:
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(scaled(timeout))
+        self.sock.connect(address)
+        self.buffer = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_line(self, text):
+        self.sock.sendall(text.encode() + b"\n" if isinstance(text, str) else text + b"\n")
+
+    def recv_line(self, timeout=10.0):
+        """Returns the next line without its "\\n" (and "\\r"); fails on EOF or deadline."""
+        deadline = time.monotonic() + scaled(timeout)
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("expected a line within %.1fs, got only %r"
+                                     % (scaled(timeout), self.buffer))
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise AssertionError("expected a line, but the server closed the connection "
+                                     "after %r" % self.buffer)
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def expect_line(self, expected, timeout=10.0):
+        expected = expected.encode() if isinstance(expected, str) else expected
+        line = self.recv_line(timeout)
+        if line != expected:
+            raise AssertionError("expected line %r, got %r" % (expected[:200], line[:200]))
+        return line
+
+    def expect_silence(self, seconds):
+        """Checks that nothing arrives for the given time (a claim of waiting, not a wait)."""
+        self.sock.settimeout(seconds)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        finally:
+            self.sock.settimeout(scaled(10))
+        raise AssertionError("expected no reply yet, got %r" % chunk)
+
+    def expect_eof(self, timeout=10.0):
+        """Waits for the server to close; any data before that fails the check."""
+        self.sock.settimeout(scaled(timeout))
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError("expected the server to close within %.1fs"
+                                 % scaled(timeout)) from None
+        except ConnectionResetError:
+            return
+        if chunk:
+            raise AssertionError("expected end of stream, got %r" % chunk)
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def reset(self):
+        """Closes with RST instead of FIN (SO_LINGER with a zero timeout)."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+        self.sock.close()
+
+    def close(self):
+        self.sock.close()
+
+
+# ---- /proc readings (Linux, native programs only) ---------------------------------------
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_count(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def open_descriptor_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def wait_until(condition, timeout, what):
+    """Polls condition() until it is true; fails with what after the deadline."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (scaled(timeout), what))
+        time.sleep(0.01)  # pace the polling of /proc, not a wait for readiness
+
+
+# ---- the test case base ------------------------------------------------------------------
+
+class LabTestCase(unittest.TestCase):
+    """Base for every lab test: starts programs, always kills them, checks helper threads.
+
+    Subclasses set LESSON = "NN-slug" (and LINUX_ONLY = True for Linux-only lessons)."""
+
+    LESSON = None
+    LINUX_ONLY = False
+
+    def setUp(self):
+        if self.LINUX_ONLY and (under_emulator() or not sys.platform.startswith("linux")):
+            self.skipTest("lesson %s is Linux-only" % self.LESSON)
+        self._programs = []
+        self._thread_errors = []
+        self._threads = []
+        self.addCleanup(self._finish)
+
+    def _finish(self):
+        for thread in self._threads:
+            thread.join(scaled(30))
+        for program in self._programs:
+            program.kill()
+        reports = []
+        for program in self._programs:
+            found = program.sanitizer_reports()
+            if found:
+                reports.append("%s:\n%s" % (" ".join(program.argv), program.stderr.text()))
+        if self._thread_errors:
+            raise AssertionError("a helper thread failed:\n" + self._thread_errors[0])
+        if reports:
+            raise AssertionError("sanitizer report:\n" + "\n".join(reports))
+
+    # programs
+    def program(self, role, lesson=None):
+        """Path of this lesson's (or another lesson's) server or client."""
+        return program_path(lesson or self.LESSON, role, own=lesson in (None, self.LESSON))
+
+    def start_server(self, args=("0",), lesson=None, path=None, **options):
+        """Starts a server (port 0 unless args say otherwise) and waits until it listens."""
+        path = path or self.program("server", lesson)
+        server = self._track(lambda: Server(command_for(path, args), **options))
+        return server
+
+    def start_client(self, args, stdin_data=None, lesson=None, path=None, **options):
+        """Starts a client with stdin_data (bytes) as its input; returns the Program."""
+        path = path or self.program("client", lesson)
+        return self._track(lambda: Program(command_for(path, args), stdin_data, **options))
+
+    def run_program(self, path, args, stdin_data=b"", timeout=20.0):
+        """Runs a program to its end; returns (status, stdout lines, stderr lines)."""
+        program = self._track(lambda: Program(command_for(path, args), stdin_data))
+        status = program.wait(timeout)
+        return status, program.stdout.lines, program.stderr.lines
+
+    def _track(self, start):
+        program = start()
+        self._programs.append(program)
+        return program
+
+    def connect(self, server, timeout=10.0):
+        connection = Connection(server.address, timeout, server.family)
+        self.addCleanup(connection.close)
+        return connection
+
+    # threads
+    def in_thread(self, function, *args):
+        """Runs function(*args) on a thread; its failure fails the test at cleanup."""
+        def body():
+            try:
+                function(*args)
+            except BaseException:
+                self._thread_errors.append(traceback.format_exc())
+        thread = threading.Thread(target=body, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def join_threads(self, timeout=30.0):
+        """Waits for every helper thread and fails now if any of them failed."""
+        for thread in self._threads:
+            thread.join(scaled(timeout))
+            if thread.is_alive():
+                raise AssertionError("a helper thread did not finish within %.1fs"
+                                     % scaled(timeout))
+        if self._thread_errors:
+            error, self._thread_errors = self._thread_errors[0], []
+            raise AssertionError("a helper thread failed:\n" + error)
+
+    # platform
+    def require_linux_proc(self):
+        if not linux_proc_available():
+            self.skipTest("reads /proc of the program: Linux native builds only"
+                          + (" (this one runs under %s)" % emulator()[0]
+                             if under_emulator() else ""))
+
+    def free_port(self):
+        """A port number nothing listens on right now (for "connection refused" tests)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+
+# ---- checks every lesson shares ---------------------------------------------------------
+
+class CommandLineChecks:
+    """Mix into a lesson's test class: bad arguments, a busy port, a refused connection.
+
+    The conventions are in README.md: server [PORT [BIND-ADDRESS]], client [HOST [PORT]]."""
+
+    def check_usage_error(self, role, args, value):
+        status, out, err = self.run_program(self.program(role), args)
+        self.assertEqual(status, 2, "%s %s should exit with status 2" % (role, args))
+        message = "\n".join(err)
+        self.assertIn("%s:" % role, message, "the message names the program")
+        self.assertIn(value, message, "the message names the bad value")
+
+    def test_server_rejects_a_port_that_is_not_a_number(self):
+        self.check_usage_error("server", ["abc"], "abc")
+
+    def test_server_rejects_a_port_above_65535(self):
+        self.check_usage_error("server", ["70000"], "70000")
+
+    def test_client_rejects_a_bad_port(self):
+        self.check_usage_error("client", ["127.0.0.1", "70000"], "70000")
+
+    def test_help_prints_usage_and_succeeds(self):
+        for role in ("server", "client"):
+            status, out, err = self.run_program(self.program(role), ["--help"])
+            self.assertEqual(status, 0, "%s --help exits 0" % role)
+            self.assertTrue(out and out[0].startswith("usage: %s" % role),
+                            "%s --help prints usage first, got %r" % (role, out[:1]))
+
+    def test_busy_port_gives_a_clear_error(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            status, out, err = self.run_program(self.program("server"),
+                                                [str(port), "127.0.0.1"])
+        message = "\n".join(err)
+        self.assertEqual(status, 1, "a server that cannot bind exits 1; stderr: %s" % message)
+        self.assertIn("server: bind 127.0.0.1:%d:" % port, message)
+        if not under_emulator():
+            self.assertIn("Address already in use", message)
+
+    def test_client_reports_a_refused_connection(self):
+        port = self.free_port()
+        status, out, err = self.run_program(self.program("client"), ["127.0.0.1", str(port)],
+                                            stdin_data=b"hello\n")
+        message = "\n".join(err)
+        self.assertNotEqual(status, 0, "a client that cannot connect fails")
+        self.assertIn("client: connect 127.0.0.1:%d:" % port, message)
+        if not under_emulator():
+            self.assertIn("Connection refused", message)
