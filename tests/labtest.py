@@ -306,7 +306,10 @@ class Connection:
         return line
 
     def expect_silence(self, seconds):
-        """Checks that nothing arrives for the given time (a claim of waiting, not a wait)."""
+        """Checks that nothing arrives for the given time (a claim of waiting, not a wait)
+        and that nothing beyond the lines already read is buffered."""
+        if self.buffer:
+            raise AssertionError("expected nothing more, got %r" % self.buffer[:200])
         self.sock.settimeout(seconds)
         try:
             chunk = self.sock.recv(65536)
@@ -527,3 +530,35 @@ class CommandLineChecks:
         self.assertIn("client: connect 127.0.0.1:%d:" % port, message)
         if not under_emulator():
             self.assertIn("Connection refused", message)
+
+
+# ---- proving that tests can fail ----------------------------------------------------------
+
+def run_suite(selection, **programs):
+    """Runs run.py on selection with programs swapped (server=..., client=...) in a child
+    process; returns (exit status, its output)."""
+    argv = [sys.executable, os.path.join(TESTS_DIR, "run.py")] + list(selection)
+    for role, path in programs.items():
+        argv += ["--" + role, path]
+    env = dict(os.environ)
+    env.pop("LAB_SERVER", None)
+    env.pop("LAB_CLIENT", None)
+    finished = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, timeout=scaled(600))
+    return finished.returncode, finished.stdout.decode("utf-8", "replace")
+
+
+class MutationChecks(unittest.TestCase):
+    """Base for tests that run a lesson's tests against a wrong program and expect failure."""
+
+    def setUp(self):
+        if under_emulator() or sanitizer():
+            self.skipTest("mutation checks run only in the plain native configuration")
+
+    def assert_suite_fails(self, selection, expected_failures, **programs):
+        """Fails unless the run fails, and each test named in expected_failures fails."""
+        status, output = run_suite(selection, **programs)
+        self.assertNotEqual(status, 0, "the tests passed a wrong program:\n" + output[-3000:])
+        for name in expected_failures:
+            self.assertRegex(output, r"(?m)^%s \(.*\) \.\.\. (FAIL|ERROR)$" % re.escape(name),
+                             "test %s should fail against %s" % (name, programs))

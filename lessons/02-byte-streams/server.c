@@ -1,0 +1,215 @@
+/*
+ * Lesson 02 - byte streams and framing: an echo server for one client.
+ *
+ * Shows that TCP carries a stream of bytes, not messages: one send() may arrive in many
+ * recv()s and many sends in one recv(). The server answers each line with the same line,
+ * correct however the bytes were cut, because of two pieces written out here in full:
+ *   send_all()   - send() may take only part of the buffer; send the rest too;
+ *   read_line()  - keep a per-connection buffer, receive as much as fits, hand out one
+ *                  line at a time and keep the bytes after it for the next call.
+ * A line longer than LAB_LINE_MAX (1024) bytes gets LAB_LINE_TOO_LONG_REPLY and is skipped.
+ *
+ * Run:    build/lessons/02-byte-streams/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
+ *         then: build/lessons/02-byte-streams/client   (or: nc 127.0.0.1 5050)
+ * Before: 01-blocking-chat.    Next: 03-iterative-server (many clients, one at a time).
+ */
+#include "lab.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_PORT 5050
+#define DEFAULT_ADDRESS "127.0.0.1"
+
+static void print_usage(void)
+{
+    printf("usage: server [PORT [BIND-ADDRESS]]\n"
+           "Echo server for one client on BIND-ADDRESS:PORT (default %s:%d; port 0 picks\n"
+           "a free port). Answers every line with the same line; a line over %d bytes is\n"
+           "answered with an error line. Exits when the client disconnects.\n",
+           DEFAULT_ADDRESS, DEFAULT_PORT, LAB_LINE_MAX);
+}
+
+/* Sends all len bytes. send() returns how many it took, which may be fewer than asked:
+ * the seed's send(s, buf, BUFSIZ, 0) both ignores that and sends bytes past the text. */
+static int send_all(lab_socket peer, const char *data, size_t len)
+{
+    while (len > 0) {
+        lab_io_size sent = send(peer, data, (int)len, 0);
+        if (sent < 0) {
+            if (lab_error_is_interrupt(lab_last_error())) {
+                continue; /* a signal arrived before anything was sent: just retry */
+            }
+            return -1;
+        }
+        data += sent;
+        len -= (size_t)sent;
+    }
+    return 0;
+}
+
+/* One connection's bytes that have arrived but are not yet handed out as lines. */
+struct line_reader {
+    char bytes[LAB_LINE_MAX + 2]; /* the longest line plus "\r\n" */
+    size_t used;
+    int discarding; /* 1 while skipping the rest of an over-long line */
+};
+
+/* Removes the first count bytes, keeping whatever came after them. */
+static void drop_front(struct line_reader *reader, size_t count)
+{
+    memmove(reader->bytes, reader->bytes + count, reader->used - count);
+    reader->used -= count;
+}
+
+/* Hands out one buffered line, if there is a whole one. */
+static enum lab_line_status take_line(struct line_reader *reader, char *line, size_t *length)
+{
+    char *newline = memchr(reader->bytes, '\n', reader->used);
+    if (reader->discarding) {
+        if (newline == NULL) {
+            reader->used = 0; /* still inside the over-long line */
+            return LAB_LINE_NEED_MORE;
+        }
+        drop_front(reader, (size_t)(newline - reader->bytes) + 1);
+        reader->discarding = 0;
+        newline = memchr(reader->bytes, '\n', reader->used);
+    }
+    if (newline == NULL) {
+        if (reader->used < sizeof reader->bytes) {
+            return LAB_LINE_NEED_MORE; /* half a line: wait for the rest */
+        }
+        reader->used = 0; /* full, and still no end: too long */
+        reader->discarding = 1;
+        return LAB_LINE_TOO_LONG;
+    }
+    size_t consumed = (size_t)(newline - reader->bytes) + 1;
+    size_t line_length = consumed - 1;
+    if (line_length > 0 && reader->bytes[line_length - 1] == '\r') {
+        line_length--;
+    }
+    if (line_length > LAB_LINE_MAX) {
+        drop_front(reader, consumed);
+        return LAB_LINE_TOO_LONG;
+    }
+    memcpy(line, reader->bytes, line_length);
+    line[line_length] = '\0';
+    *length = line_length; /* the length, not strlen(): a line may contain '\0' */
+    drop_front(reader, consumed);
+    return LAB_LINE_READY;
+}
+
+/* Returns the next line, receiving more bytes only when no whole line is buffered. */
+static enum lab_line_status read_line(struct line_reader *reader, lab_socket peer, char *line,
+                                      size_t *length)
+{
+    for (;;) {
+        enum lab_line_status status = take_line(reader, line, length);
+        if (status != LAB_LINE_NEED_MORE) {
+            return status;
+        }
+        /* Ask for as much as fits: one recv() may bring half a line or ten lines. */
+        size_t space = sizeof reader->bytes - reader->used;
+        lab_io_size received = recv(peer, reader->bytes + reader->used, (int)space, 0);
+        if (received == 0) {
+            return LAB_LINE_CLOSED;
+        }
+        if (received < 0) {
+            if (lab_error_is_interrupt(lab_last_error())) {
+                continue;
+            }
+            return LAB_LINE_ERROR;
+        }
+        reader->used += (size_t)received;
+    }
+}
+
+/* Echoes lines until the client leaves; returns how it ended. */
+static enum lab_line_status echo_lines(lab_socket client)
+{
+    struct line_reader reader = {.used = 0, .discarding = 0};
+    char line[LAB_LINE_MAX + 2];
+    size_t length;
+    for (;;) {
+        enum lab_line_status status = read_line(&reader, client, line, &length);
+        int send_status;
+        if (status == LAB_LINE_READY) {
+            line[length] = '\n'; /* send the bytes we got, plus the end of line */
+            send_status = send_all(client, line, length + 1);
+        } else if (status == LAB_LINE_TOO_LONG) {
+            send_status = send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
+        } else {
+            return status;
+        }
+        if (send_status != 0) {
+            return LAB_LINE_ERROR;
+        }
+    }
+}
+
+/* socket + bind + listen on an IPv4 address, as in lesson 01. */
+static lab_socket open_listener(int argc, char **argv)
+{
+    unsigned short port = DEFAULT_PORT;
+    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
+    if (argc > 3) {
+        lab_usage_error("too many arguments", NULL);
+    }
+    if (argc > 1 && lab_parse_port(argv[1], &port) != 0) {
+        lab_usage_error("invalid port (expected 0-65535)", argv[1]);
+    }
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &address.sin_addr) != 1) {
+        lab_usage_error("not an IPv4 address (lesson 03 adds names and IPv6)", host);
+    }
+    char where[LAB_ADDRESS_TEXT];
+    lab_address_text((struct sockaddr *)&address, where, sizeof where);
+    lab_socket listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (!lab_socket_ok(listener)) {
+        lab_die("socket", NULL, lab_last_error());
+    }
+    if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0) {
+        lab_die("bind", where, lab_last_error());
+    }
+    if (listen(listener, 1) != 0) {
+        lab_die("listen", where, lab_last_error());
+    }
+    return listener;
+}
+
+int main(int argc, char **argv)
+{
+    lab_startup("server");
+    if (lab_wants_help(argc, argv)) {
+        print_usage();
+        return 0;
+    }
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_IGN); /* send() to a departed client fails instead (lesson 03) */
+#endif
+    lab_socket listener = open_listener(argc, argv);
+    lab_announce_listening(listener);
+
+    struct sockaddr_storage client_address;
+    socklen_t client_address_size = sizeof client_address;
+    lab_socket client = accept(listener, (struct sockaddr *)&client_address, &client_address_size);
+    if (!lab_socket_ok(client)) {
+        lab_die("accept", NULL, lab_last_error());
+    }
+    lab_close(listener);
+    char peer[LAB_ADDRESS_TEXT];
+    lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
+    printf("client connected from %s\n", peer);
+
+    enum lab_line_status ending = echo_lines(client);
+    if (ending == LAB_LINE_ERROR) {
+        lab_warn("connection", peer, lab_last_error());
+    }
+    printf("client %s disconnected\n", peer);
+    lab_close(client);
+    return 0;
+}
