@@ -6,7 +6,7 @@
  *   errors     "program: call address: reason" messages               used from lesson 01
  *   arguments  port and --help parsing, reading a line from stdin       used from lesson 01
  *   address    printing addresses, "listening on"                     taught in lesson 01
- *   stream     send-all and the per-connection line reader            taught in lesson 02
+ *   stream     send-all, the line reader, the echo client loop         taught in lesson 02
  *   resolve    getaddrinfo-based listen and connect                   taught in lesson 03
  *   nonblock   non-blocking mode, would-block errors, output buffer   taught in lesson 04
  *   thread     detached threads and a mutex                           taught in lesson 07
@@ -145,6 +145,10 @@ lab_io_size lab_line_fill(struct lab_line_reader *reader, lab_socket s);
 /* Blocks until a line, an over-long line, EOF or an error (take, then fill, repeated). */
 enum lab_line_status lab_read_line(struct lab_line_reader *reader, lab_socket s, char *line,
                                    size_t *length);
+
+/* Sends each stdin line to an echo server and prints its answer, until end of input;
+ * returns 0, or 1 if the connection failed or the server closed it. */
+int lab_echo_stdin(lab_socket server);
 
 /* ---- resolve ------------------------------------------------------------------------- */
 

@@ -22,3 +22,11 @@ class WrongServerTests(MutationChecks):
             ["test_no_bytes_beyond_the_line_are_sent",
              "test_many_lines_in_one_write_get_one_answer_each_in_order"],
             server=peer_path("broken_whole_buffer.py"))
+
+    def test_lesson03_fails_a_server_that_never_answers_a_second_client(self):
+        self.assert_suite_fails(
+            ["test_lesson03.IterativeTests", "test_lesson03.HostileClientTests"],
+            ["test_a_second_client_waits_until_the_first_leaves_then_is_served",
+             "test_serves_many_clients_one_after_another",
+             "test_reset_in_the_middle_of_a_line"],
+            server=peer_path("broken_first_client_only.py"))

@@ -138,7 +138,8 @@ static enum lab_line_status echo_lines(lab_socket client)
             line[length] = '\n'; /* send the bytes we got, plus the end of line */
             send_status = send_all(client, line, length + 1);
         } else if (status == LAB_LINE_TOO_LONG) {
-            send_status = send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
+            send_status =
+                send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
         } else {
             return status;
         }

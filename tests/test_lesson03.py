@@ -1,0 +1,171 @@
+"""Lesson 03 - the iterative server: the claims of lessons/03-iterative-server/README.md."""
+import socket
+import time
+
+from labtest import (CommandLineChecks, Connection, LabTestCase, TOO_LONG_REPLY,
+                     under_emulator)
+
+LESSON = "03-iterative-server"
+
+
+def ipv6_loopback_works():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class IterativeTests(LabTestCase):
+    """One client at a time, for ever: the next one waits, then is served."""
+    LESSON = LESSON
+
+    def test_a_second_client_waits_until_the_first_leaves_then_is_served(self):
+        server = self.start_server()
+        first = self.connect(server)
+        first.send_line("first")
+        first.expect_line("first")
+        second = self.connect(server)  # the kernel completes the handshake (backlog)...
+        second.send_line("second")
+        second.expect_silence(0.5)  # ...but nobody reads it while the first is served
+        first.close()
+        second.expect_line("second")
+        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
+        server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
+
+    def test_serves_many_clients_one_after_another(self):
+        server = self.start_server()
+        for number in range(30):
+            connection = self.connect(server)
+            connection.send_line("client %d" % number)
+            connection.expect_line("client %d" % number)
+            connection.close()
+        self.assertTrue(server.running())
+
+    def test_the_client_program_talks_to_it(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            ["127.0.0.1", str(server.port)], b"one\ntwo\n")
+        self.assertEqual((status, out[1:]), (0, ["one", "two"]), "stderr: %s" % err)
+
+
+class HostileClientTests(LabTestCase):
+    """Nothing one client does ends the server: the next client is always served."""
+    LESSON = LESSON
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.start_server()
+
+    def assert_next_client_served(self):
+        connection = self.connect(self.server)
+        connection.send_line("next")
+        connection.expect_line("next")
+        connection.close()
+
+    def test_connect_and_close_at_once(self):
+        for _ in range(5):
+            self.connect(self.server).close()
+        self.assert_next_client_served()
+
+    def test_reset_in_the_middle_of_a_line(self):
+        connection = self.connect(self.server)
+        connection.send(b"half a li")
+        connection.reset()
+        self.assert_next_client_served()
+
+    def test_half_a_line_then_close(self):
+        connection = self.connect(self.server)
+        connection.send(b"no newline")
+        connection.close()
+        self.assert_next_client_served()
+
+    def test_an_over_long_line_is_answered_and_the_client_served_on(self):
+        connection = self.connect(self.server)
+        connection.send(b"q" * 5000 + b"\nafter\n")
+        connection.expect_line(TOO_LONG_REPLY)
+        connection.expect_line("after")
+        connection.close()
+        self.assert_next_client_served()
+
+    def test_answers_to_a_client_that_has_gone_do_not_kill_the_server(self):
+        # The queued client sends lines and closes cleanly before the server reads them.
+        # The server's first answer meets a closed socket (RST comes back); its second
+        # send() then raises SIGPIPE, which ends the process unless it is ignored.
+        first = self.connect(self.server)
+        first.send_line("keep the server busy")
+        first.expect_line("keep the server busy")
+        queued = self.connect(self.server)
+        queued.send(b"an answer nobody reads\n" * 40)
+        queued.close()
+        first.close()
+        self.server.stdout.expect(r"^client connected from .*$")  # the queued one
+        self.assert_next_client_served()
+        self.assertTrue(self.server.running())
+
+    def test_a_client_that_never_reads_then_resets(self):
+        connection = self.connect(self.server)
+        connection.sock.settimeout(0.5)
+        try:
+            while True:
+                connection.sock.send(b"x" * 1000 + b"\n")
+        except socket.timeout:
+            pass  # both buffers full: the server is blocked sending to us
+        connection.reset()
+        self.assert_next_client_served()
+
+
+class AddressTests(LabTestCase):
+    """getaddrinfo: IPv6, names, and SO_REUSEADDR on restart."""
+    LESSON = LESSON
+
+    def test_ipv6_loopback(self):
+        if not ipv6_loopback_works():
+            self.skipTest("this machine has no IPv6 loopback")
+        server = self.start_server(["0", "::1"])
+        self.assertEqual((server.host, server.family), ("::1", socket.AF_INET6))
+        connection = self.connect(server)
+        connection.send_line("over IPv6")
+        connection.expect_line("over IPv6")
+        connection.close()
+        status, out, err = self.run_program(self.program("client"),
+                                            ["::1", str(server.port)], b"client six\n")
+        self.assertEqual((status, out), (0, ["connected to [::1]:%d" % server.port,
+                                             "client six"]), "stderr: %s" % err)
+
+    def test_localhost_works_whichever_address_it_resolves_to(self):
+        server = self.start_server(["0", "localhost"])
+        status, out, err = self.run_program(self.program("client"),
+                                            ["localhost", str(server.port)], b"by name\n")
+        self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
+        self.assertRegex(out[0], r"^connected to (127\.0\.0\.1|\[::1\]):%d$" % server.port)
+
+    def test_a_restarted_server_binds_at_once_despite_time_wait(self):
+        server = self.start_server()
+        port = server.port
+        connection = self.connect(server)
+        connection.send_line("before the restart")
+        connection.expect_line("before the restart")
+        server.kill()  # the server's side closes first, so its port enters TIME_WAIT
+        connection.expect_eof()
+        connection.close()
+        if not under_emulator():
+            with socket.socket() as plain:  # without SO_REUSEADDR the bind fails: proof
+                with self.assertRaises(OSError, msg="expected TIME_WAIT to hold the port"):
+                    plain.bind(("127.0.0.1", port))
+        restarted = self.start_server([str(port)])
+        self.assertEqual(restarted.port, port)
+        connection = self.connect(restarted)
+        connection.send_line("after the restart")
+        connection.expect_line("after the restart")
+
+    def test_an_unknown_host_name_is_a_clear_error(self):
+        status, out, err = self.run_program(self.program("server"),
+                                            ["0", "no-such-host.invalid"])
+        self.assertEqual(status, 1)
+        self.assertRegex("\n".join(err), r"^server: getaddrinfo no-such-host\.invalid: ")
+
+
+class CommandLineTests(CommandLineChecks, LabTestCase):
+    LESSON = LESSON
