@@ -167,6 +167,9 @@ int lab_set_nonblocking(lab_socket s);
 /* True when error_code means "nothing to do now, try later" (EAGAIN, EWOULDBLOCK). */
 int lab_error_is_would_block(int error_code);
 
+/* Pauses the calling thread for about milliseconds ms (nanosleep, or Sleep on Windows). */
+void lab_sleep_ms(int milliseconds);
+
 /* Bytes waiting to be sent on a non-blocking socket. */
 #define LAB_OUTPUT_MAX (16 * 1024)
 struct lab_output {

@@ -7,6 +7,7 @@
 #include <string.h>
 #ifndef _WIN32
 #include <fcntl.h>
+#include <time.h>
 #endif
 
 int lab_set_nonblocking(lab_socket s)
@@ -30,6 +31,18 @@ int lab_error_is_would_block(int error_code)
 #else
     /* POSIX allows the two to differ; on Linux they are the same number. */
     return error_code == EAGAIN || error_code == EWOULDBLOCK;
+#endif
+}
+
+void lab_sleep_ms(int milliseconds)
+{
+#ifdef _WIN32
+    Sleep((DWORD)milliseconds);
+#else
+    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        /* a signal cut the pause short: sleep the rest */
+    }
 #endif
 }
 
