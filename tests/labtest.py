@@ -17,6 +17,7 @@ Which programs run (first match wins; see docs/instructors.md):
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,26 @@ def command_for(path, args):
     return emulator() + [path] + list(args)
 
 
+_wineserver_started = False
+
+
+def ensure_wineserver():
+    """Starts a persistent wineserver with its stdio on /dev/null, once per process.
+
+    Otherwise the first emulated program of a test starts one that inherits the test's
+    stdout pipe, and the pipe never reaches end of file while that wineserver lives."""
+    global _wineserver_started
+    if _wineserver_started or "wine" not in os.path.basename(emulator()[0]):
+        return
+    wineserver = os.path.join(os.path.dirname(shutil.which(emulator()[0]) or ""), "wineserver")
+    if not os.path.exists(wineserver):
+        wineserver = shutil.which("wineserver") or "wineserver"
+    # Exit status 2 means one is already running: that is fine too.
+    subprocess.run([wineserver, "-p"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=child_environment(), timeout=60)
+    _wineserver_started = True
+
+
 def peer_path(name):
     """Path of a Python test peer in tests/peers/."""
     return os.path.join(PEERS_DIR, name)
@@ -175,6 +196,8 @@ class Program:
 
     def __init__(self, argv, stdin_data=None, keep_stdin_open=False):
         self.argv = argv
+        if under_emulator() and argv[:len(emulator())] == emulator():
+            ensure_wineserver()
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE if (stdin_data is not None or keep_stdin_open)
             else subprocess.DEVNULL,
@@ -232,8 +255,10 @@ class Program:
         self.close_stdin()
         self.stdout.wait_closed(5)
         self.stderr.wait_closed(5)
-        self.process.stdout.close()
-        self.process.stderr.close()
+        for output, pipe in ((self.stdout, self.process.stdout),
+                             (self.stderr, self.process.stderr)):
+            if output.closed:  # closing a pipe a reader thread still reads would block
+                pipe.close()
 
     def sanitizer_reports(self):
         return [line for line in self.stderr.lines if SANITIZER_REPORT.search(line)]
