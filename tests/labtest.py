@@ -136,7 +136,7 @@ def child_environment():
 # ---- a running program --------------------------------------------------------------------
 
 class Output:
-    """Lines a program writes to one pipe, collected by a thread; "\\r\\n" becomes "\\n"."""
+    """Lines a program writes to one pipe, collected by a thread (without the line end)."""
 
     def __init__(self, pipe, name):
         self.lines = []
@@ -149,7 +149,10 @@ class Output:
 
     def _collect(self, pipe):
         for raw in iter(pipe.readline, b""):
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            text = raw.decode("utf-8", "replace")
+            text = text[:-1] if text.endswith("\n") else text
+            if under_emulator() and text.endswith("\r"):
+                text = text[:-1]  # the Windows C runtime writes "\n" as "\r\n"
             with self._changed:
                 self.lines.append(text)
                 self._changed.notify_all()

@@ -1,5 +1,6 @@
 """Lesson 01 - blocking one-to-one chat: the claims of lessons/01-blocking-chat/README.md."""
-import re
+import socket
+import time
 
 from labtest import CommandLineChecks, LabTestCase, LINE_MAX
 
@@ -49,9 +50,10 @@ class ChatTests(LabTestCase):
     def test_a_line_split_across_sends_and_telnet_line_ends_are_one_line(self):
         server = self.start_server(stdin_data=b"ok\n")
         connection = self.connect(server)
-        connection.send(b"hel")
-        connection.send(b"lo, wor")
-        connection.send(b"ld\r\n")  # telnet ends lines with \r\n: the \r is dropped
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in (b"hel", b"lo, wor", b"ld\r\n"):  # telnet ends lines with \r\n
+            connection.send(piece)
+            time.sleep(0.05)  # pace: each piece leaves in its own segment
         server.stdout.expect(r"^client: hello, world$")
         connection.expect_line("ok")
 

@@ -116,6 +116,20 @@ class HostileClientTests(LabTestCase):
         self.assert_next_client_served()
 
 
+class ResourceTests(LabTestCase):
+    LESSON = LESSON
+
+    def test_out_of_descriptors_ends_with_a_message_instead_of_spinning(self):
+        # With 4 descriptors (stdin, stdout, stderr, the listener) accept() has none left
+        # for a client: Linux reports EMFILE at once, before any client arrives, and again
+        # on every retry - a server that only warns and continues spins at full CPU.
+        self.require_linux_proc()
+        server = self.start_server(path="/bin/sh", args=[
+            "-c", 'ulimit -n 4 && exec "$0" 0', self.program("server")])
+        self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
+        self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])
+
+
 class AddressTests(LabTestCase):
     """getaddrinfo: IPv6, names, and SO_REUSEADDR on restart."""
     LESSON = LESSON

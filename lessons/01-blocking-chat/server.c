@@ -79,7 +79,8 @@ static lab_socket open_listener(const struct sockaddr_in *address)
     if (bind(listener, (const struct sockaddr *)address, sizeof *address) != 0) {
         lab_die("bind", where, lab_last_error());
     }
-    /* The backlog is how many finished handshakes may wait for accept(). */
+    /* The backlog bounds how many finished handshakes may wait for accept() (Linux
+     * queues one more than asked). */
     if (listen(listener, 1) != 0) {
         lab_die("listen", where, lab_last_error());
     }

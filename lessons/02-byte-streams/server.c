@@ -15,6 +15,7 @@
  */
 #include "lab.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,8 @@ static void print_usage(void)
 static int send_all(lab_socket peer, const char *data, size_t len)
 {
     while (len > 0) {
-        lab_io_size sent = send(peer, data, (int)len, 0);
+        int chunk = len > INT_MAX ? INT_MAX : (int)len; /* Winsock's send() takes an int */
+        lab_io_size sent = send(peer, data, chunk, 0);
         if (sent < 0) {
             if (lab_error_is_interrupt(lab_last_error())) {
                 continue; /* a signal arrived before anything was sent: just retry */

@@ -95,6 +95,18 @@ static lab_socket open_listener(const char *host, const char *port)
     lab_die(failed_call, where, error_code);
 }
 
+/* True for accept() errors that will not go away by trying again at once: with no
+ * descriptor left, the finished connection stays queued and accept() fails again at
+ * once, and an iterative server holds no descriptor it could free. */
+static int accept_error_is_fatal(int error_code)
+{
+#ifdef _WIN32
+    return error_code == WSAEMFILE || error_code == WSAENOBUFS;
+#else
+    return error_code == EMFILE || error_code == ENFILE;
+#endif
+}
+
 /* Echoes lines until the client leaves or fails; never ends the server. */
 static void serve_client(lab_socket client, const char *peer)
 {
@@ -154,9 +166,13 @@ int main(int argc, char **argv)
         lab_socket client =
             accept(listener, (struct sockaddr *)&client_address, &client_address_size);
         if (!lab_socket_ok(client)) {
-            /* EINTR, ECONNABORTED (gone before we accepted), EMFILE: one failed accept
-             * is no reason to stop serving everybody else. */
-            lab_warn("accept", NULL, lab_last_error());
+            int error_code = lab_last_error();
+            if (accept_error_is_fatal(error_code)) {
+                lab_die("accept", NULL, error_code); /* continuing would spin at full CPU */
+            }
+            /* EINTR, ECONNABORTED (the client left before we accepted it): one failed
+             * accept is no reason to stop serving everybody else. */
+            lab_warn("accept", NULL, error_code);
             continue;
         }
         char peer[LAB_ADDRESS_TEXT];
