@@ -15,7 +15,8 @@ function(lab_lesson dir)
     target_link_libraries(${target} PRIVATE lab_common)
     set_target_properties(${target} PROPERTIES
       OUTPUT_NAME ${role}
-      RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lessons/${dir})
+      # $<1:...> keeps multi-configuration generators (Visual Studio) from adding Debug/.
+      RUNTIME_OUTPUT_DIRECTORY $<1:${CMAKE_BINARY_DIR}/lessons/${dir}>)
   endforeach()
   set_property(GLOBAL APPEND PROPERTY LAB_LESSONS ${dir})
 endfunction()

@@ -5,6 +5,7 @@ document's Python servers, and deliberately broken servers that prove a test can
 """
 import socket
 import sys
+import threading
 
 LINE_MAX = 1024
 TOO_LONG_REPLY = b"error: line too long (limit 1024 bytes)\n"
@@ -33,3 +34,46 @@ def answers_for(pending):
         line = line[:-1] if line.endswith(b"\r") else line
         answers += TOO_LONG_REPLY if len(line) > LINE_MAX else line + b"\n"
     return answers, pending
+
+
+_say_lock = threading.Lock()
+
+
+def say(text):
+    """Prints one line to stdout and flushes it; lines from several threads never mix."""
+    with _say_lock:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def address_text(address):
+    """'127.0.0.1:5050' or '[::1]:5050' for a socket address, as the C programs print it."""
+    host, port = address[:2]
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
+class LineAnswerer:
+    """One connection's partial input, bounded as the lab's C line reader is.
+
+    answers_for() alone would hold an endless line in memory; here a line that passes
+    LINE_MAX is answered with TOO_LONG_REPLY at once and its remaining bytes skipped."""
+
+    def __init__(self):
+        self.pending = b""
+        self.discarding = False  # inside an over-long line, waiting for its "\n"
+
+    def answers(self, data):
+        """Takes newly received bytes; returns the answers to the lines they complete."""
+        self.pending += data
+        if self.discarding:
+            if b"\n" not in self.pending:
+                self.pending = b""
+                return b""
+            self.pending = self.pending.split(b"\n", 1)[1]
+            self.discarding = False
+        answers, self.pending = answers_for(self.pending)
+        if len(self.pending) > LINE_MAX + 1:  # LINE_MAX bytes and a "\r" may still be fine
+            answers += TOO_LONG_REPLY
+            self.pending = b""
+            self.discarding = True
+        return answers

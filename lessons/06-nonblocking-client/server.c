@@ -1,0 +1,108 @@
+/*
+ * Lesson 06 - the non-blocking client: its partner, a plain iterative echo server.
+ *
+ * This lesson is about the client (client.c). The server is here so that the lesson can be
+ * run on its own: it is lesson 03's iterative echo server, serving clients one after
+ * another, with its getaddrinfo/SO_REUSEADDR/bind/listen code replaced by lab_listen()
+ * from common/ - so it is short, and `diff` against lesson 07's server shows exactly what
+ * a thread per client adds. Any echo server of the lab (lessons 02 to 07) or a Python peer
+ * from tests/peers/ works with this lesson's client just as well.
+ *
+ * One thing to notice with it: a second client's connect() succeeds while the first is
+ * being served. The kernel completes the handshake and queues the connection (the listen
+ * backlog); accept() comes later. "Connected" is a fact about TCP, not about the program.
+ *
+ * Run:    build/lessons/06-nonblocking-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
+ * Before: 05-nonblocking-many.    Next: 07-thread-per-client.
+ */
+#include "lab.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_PORT "5050"
+#define DEFAULT_ADDRESS "127.0.0.1"
+
+static void print_usage(void)
+{
+    printf("usage: server [PORT [BIND-ADDRESS]]\n"
+           "Echo server: serves clients one after another, for ever, on BIND-ADDRESS:PORT\n"
+           "(default %s:%s; port 0 picks a free port). BIND-ADDRESS may be a name\n"
+           "(localhost), an IPv4 or an IPv6 address (::1, or :: for every interface).\n",
+           DEFAULT_ADDRESS, DEFAULT_PORT);
+}
+
+/* Echoes lines until the client leaves or fails; never ends the server. */
+static void serve_client(lab_socket client, const char *peer)
+{
+    struct lab_line_reader reader;
+    lab_line_reader_init(&reader);
+    char line[LAB_LINE_MAX + 2];
+    size_t length;
+    for (;;) {
+        enum lab_line_status status = lab_read_line(&reader, client, line, &length);
+        int sent;
+        if (status == LAB_LINE_READY) {
+            line[length] = '\n';
+            sent = lab_send_all(client, line, length + 1);
+        } else if (status == LAB_LINE_TOO_LONG) {
+            sent = lab_send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
+        } else if (status == LAB_LINE_CLOSED) {
+            return;
+        } else {
+            lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
+            return;
+        }
+        if (sent != 0) {
+            lab_warn("send", peer, lab_last_error()); /* EPIPE: SIGPIPE is ignored */
+            return;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    lab_startup("server");
+    if (lab_wants_help(argc, argv)) {
+        print_usage();
+        return 0;
+    }
+    const char *port = argc > 1 ? argv[1] : DEFAULT_PORT;
+    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
+    unsigned short port_number;
+    if (argc > 3) {
+        lab_usage_error("too many arguments", NULL);
+    }
+    if (lab_parse_port(port, &port_number) != 0) {
+        lab_usage_error("invalid port (expected 0-65535)", port);
+    }
+#ifdef SIGPIPE
+    /* The policy: a send() to a client that has closed raises SIGPIPE, whose default
+     * action ends the whole server. Ignored, the send() fails with EPIPE and only that
+     * client's loop ends. */
+    signal(SIGPIPE, SIG_IGN);
+#endif
+    lab_socket listener = lab_listen(host, port);
+    lab_announce_listening(listener);
+
+    for (;;) {
+        struct sockaddr_storage client_address; /* big enough for IPv4 and IPv6 */
+        socklen_t client_address_size = sizeof client_address;
+        lab_socket client =
+            accept(listener, (struct sockaddr *)&client_address, &client_address_size);
+        if (!lab_socket_ok(client)) {
+            /* EINTR, ECONNABORTED (gone before we accepted), EMFILE: one failed accept
+             * is no reason to stop serving everybody else. */
+            lab_warn("accept", NULL, lab_last_error());
+            continue;
+        }
+        char peer[LAB_ADDRESS_TEXT];
+        lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
+        printf("client connected from %s\n", peer);
+        serve_client(client, peer);
+        lab_close(client);
+        printf("client %s disconnected\n", peer);
+    }
+}
