@@ -1,0 +1,65 @@
+/*
+ * Lesson 07 - thread per client: the echo client, the same as lesson 03's by design.
+ *
+ * Threads are the server's business; a client cannot tell a threaded server from an
+ * iterative one except that it is served at once. So this is lesson 03's client, with
+ * its getaddrinfo loop now lab_connect() from common/ and its echo loop lab_echo_stdin().
+ * Start several of them in several terminals: every one is answered while the others
+ * are still connected (lesson 03's server would answer only the first).
+ *
+ * Run:    build/lessons/07-thread-per-client/client [HOST [PORT]]   (default 127.0.0.1 5050)
+ * Before: 06-nonblocking-client (same client as 03-iterative-server).    Next: 08-thread-pool.
+ */
+#include "lab.h"
+
+#include <signal.h>
+#include <stdio.h>
+
+#define DEFAULT_PORT "5050"
+#define DEFAULT_HOST "127.0.0.1"
+
+static void print_usage(void)
+{
+    printf("usage: client [HOST [PORT]]\n"
+           "Connects to an echo server at HOST:PORT (default %s %s); HOST may be a name,\n"
+           "an IPv4 or an IPv6 address. Sends each line of stdin, prints each answer.\n",
+           DEFAULT_HOST, DEFAULT_PORT);
+}
+
+/* Prints "connected to ADDR:PORT": which of the host's addresses answered. */
+static void announce_connection(lab_socket server)
+{
+    struct sockaddr_storage address;
+    socklen_t address_size = sizeof address;
+    char where[LAB_ADDRESS_TEXT] = "?";
+    if (getpeername(server, (struct sockaddr *)&address, &address_size) == 0) {
+        lab_address_text((struct sockaddr *)&address, where, sizeof where);
+    }
+    printf("connected to %s\n", where);
+}
+
+int main(int argc, char **argv)
+{
+    lab_startup("client");
+    if (lab_wants_help(argc, argv)) {
+        print_usage();
+        return 0;
+    }
+    const char *host = argc > 1 ? argv[1] : DEFAULT_HOST;
+    const char *port = argc > 2 ? argv[2] : DEFAULT_PORT;
+    unsigned short port_number;
+    if (argc > 3) {
+        lab_usage_error("too many arguments", NULL);
+    }
+    if (lab_parse_port(port, &port_number) != 0) {
+        lab_usage_error("invalid port (expected 0-65535)", port);
+    }
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_IGN); /* the same policy as the server: errors, not signals */
+#endif
+    lab_socket server = lab_connect(host, port); /* lesson 03's getaddrinfo loop */
+    announce_connection(server);
+    int status = lab_echo_stdin(server); /* lesson 02's client loop */
+    lab_close(server);
+    return status;
+}
