@@ -90,6 +90,7 @@ class OneClientTests(LabTestCase):
     def test_reset_in_the_middle_of_a_line(self):
         server = self.start_server()
         connection = self.connect(server)
+        server.stdout.expect(r"^client connected from ")  # accepted: now reset mid-line
         connection.send(b"half a li")
         connection.reset()
         self.assertEqual(server.wait(), 0, "stderr:\n%s" % server.stderr.text())
