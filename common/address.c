@@ -45,3 +45,14 @@ void lab_announce_listening(lab_socket listener)
     printf("listening on %s\n", lab_local_address_text(listener, text, sizeof text));
     fflush(stdout);
 }
+
+void lab_announce_connected(lab_socket server)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_size = sizeof peer;
+    char text[LAB_ADDRESS_TEXT] = "?";
+    if (getpeername(server, (struct sockaddr *)&peer, &peer_size) == 0) {
+        lab_address_text((struct sockaddr *)&peer, text, sizeof text);
+    }
+    printf("connected to %s\n", text);
+}

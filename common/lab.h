@@ -7,8 +7,10 @@
  *   arguments  port and --help parsing, reading a line from stdin       used from lesson 01
  *   address    printing addresses, "listening on"                     taught in lesson 01
  *   stream     send-all, the line reader, the echo client loop         taught in lesson 02
- *   resolve    getaddrinfo-based listen and connect                   taught in lesson 03
- *   nonblock   non-blocking mode, would-block errors, output buffer   taught in lesson 04
+ *   resolve    getaddrinfo-based listen and connect, a blocking echo
+ *              client served, the command line as strings             taught in lesson 03
+ *   nonblock   non-blocking mode, would-block errors, output buffer,
+ *              one non-blocking echo client's round                   taught in lesson 04
  *   thread     detached threads and a mutex                           taught in lesson 07
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
@@ -69,6 +71,10 @@ const char *lab_error_text(int error_code, char *buffer, size_t buffer_size);
 /* True when error_code means "interrupted by a signal, try again" (EINTR, WSAEINTR). */
 int lab_error_is_interrupt(int error_code);
 
+/* True for "no descriptor left" (EMFILE, ENFILE; WSAEMFILE, WSAENOBUFS): a failing
+ * accept() then fails again at once, so retrying without a pause spins (lesson 03). */
+int lab_error_is_out_of_descriptors(int error_code);
+
 /* ---- errors -------------------------------------------------------------------------- */
 
 /* Prints "program: call where: reason" to stderr; where may be NULL. */
@@ -84,6 +90,22 @@ _Noreturn void lab_usage_error(const char *message, const char *value);
 
 /* Parses a decimal port 0-65535 into *port; returns 0, or -1 for anything else. */
 int lab_parse_port(const char *text, unsigned short *port);
+
+/* Parses a decimal whole number from 0 to limit into *value; returns 0, or -1 otherwise. */
+int lab_parse_count(const char *text, long limit, long *value);
+
+/* The defaults of the lab's command lines (the seed's port, and loopback only). */
+#define LAB_DEFAULT_PORT "5050"
+#define LAB_DEFAULT_ADDRESS "127.0.0.1"
+
+/* Reads "server [PORT [BIND-ADDRESS] ...]" into *port and *host (defaults above); exits
+ * with a usage error for a bad port or more than 2 + extra_allowed arguments. */
+void lab_server_arguments(int argc, char **argv, int extra_allowed, const char **port,
+                          const char **host);
+
+/* Reads "client [HOST [PORT] ...]" into *host and *port, as lab_server_arguments does. */
+void lab_client_arguments(int argc, char **argv, int extra_allowed, const char **host,
+                          const char **port);
 
 /* True when argv[1] is --help or -h. */
 int lab_wants_help(int argc, char **argv);
@@ -105,6 +127,9 @@ const char *lab_local_address_text(lab_socket s, char *text, size_t text_size);
 
 /* Prints "listening on ADDRESS:PORT" for a listening socket to stdout and flushes it. */
 void lab_announce_listening(lab_socket listener);
+
+/* Prints "connected to ADDRESS:PORT": which of a name's addresses the socket reached. */
+void lab_announce_connected(lab_socket server);
 
 /* ---- stream -------------------------------------------------------------------------- */
 
@@ -150,6 +175,10 @@ enum lab_line_status lab_read_line(struct lab_line_reader *reader, lab_socket s,
  * returns 0, or 1 if the connection failed or the server closed it. */
 int lab_echo_stdin(lab_socket server);
 
+/* Lesson 03's serve_client(): echoes lines on a blocking socket until the client leaves
+ * or fails (then warns, naming peer); never ends the program. */
+void lab_serve_echo_client(lab_socket client, const char *peer);
+
 /* ---- resolve ------------------------------------------------------------------------- */
 
 /* Resolves host:port with getaddrinfo, binds the first address that works with
@@ -182,6 +211,29 @@ int lab_output_append(struct lab_output *output, const void *data, size_t len);
 
 /* Sends as much as the socket takes now; returns 0 (maybe some left) or -1 on error. */
 int lab_output_flush(struct lab_output *output, lab_socket s);
+
+/* Lesson 04's state of one client of a non-blocking echo server. */
+struct lab_echo_client {
+    lab_socket socket;            /* LAB_INVALID_SOCKET while nobody is being served */
+    struct lab_line_reader input; /* bytes received but not yet a whole line */
+    struct lab_output output;     /* answers the socket has not taken yet */
+    int input_ended;              /* the client sent EOF: finish its answers, then close */
+    char peer[LAB_ADDRESS_TEXT];
+};
+
+/* What one round did for a client. */
+enum lab_round_result {
+    LAB_ROUND_IDLE,       /* nothing: no bytes in, none out */
+    LAB_ROUND_BUSY,       /* something moved: go round again at once */
+    LAB_ROUND_CLIENT_GONE /* the client left or failed (warned about): close it */
+};
+
+/* Empties a client's state for a socket just accepted from peer. */
+void lab_echo_client_init(struct lab_echo_client *client, lab_socket s, const char *peer);
+
+/* One round for a non-blocking client: answer, receive, answer, send, each only as far
+ * as it goes without waiting; a line is taken only while its answer fits (backpressure). */
+enum lab_round_result lab_echo_round(struct lab_echo_client *client);
 
 /* ---- thread -------------------------------------------------------------------------- */
 

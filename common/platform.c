@@ -74,6 +74,15 @@ int lab_error_is_interrupt(int error_code)
 #endif
 }
 
+int lab_error_is_out_of_descriptors(int error_code)
+{
+#ifdef _WIN32
+    return error_code == WSAEMFILE || error_code == WSAENOBUFS;
+#else
+    return error_code == EMFILE || error_code == ENFILE;
+#endif
+}
+
 const char *lab_error_text(int error_code, char *buffer, size_t buffer_size)
 {
 #ifdef _WIN32

@@ -599,3 +599,46 @@ class MutationChecks(unittest.TestCase):
         for name in expected_failures:
             self.assertRegex(output, r"(?m)^%s \(.*\) \.\.\. (FAIL|ERROR)$" % re.escape(name),
                              "test %s should fail against %s" % (name, programs))
+
+
+class HostileClientChecks:
+    """Mix into a lesson's test class (before LabTestCase): what no client may do to a
+    server that serves clients one after another - the next client is always served."""
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.start_server()
+
+    def assert_next_client_served(self):
+        connection = self.connect(self.server)
+        connection.send_line("next")
+        connection.expect_line("next")
+        connection.close()
+
+    def test_connect_and_close_at_once(self):
+        for _ in range(5):
+            self.connect(self.server).close()
+        self.assert_next_client_served()
+
+    def test_reset_in_the_middle_of_a_line(self):
+        connection = self.connect(self.server)
+        connection.send(b"half a li")
+        connection.reset()
+        self.assert_next_client_served()
+
+
+class OutOfDescriptorsCheck:
+    """Mix into a lesson's test class: lesson 03's policy when accept() has no descriptor
+    left (EMFILE) - end with a message, instead of retrying at once for ever."""
+
+    def test_out_of_descriptors_ends_with_a_message_instead_of_spinning(self):
+        # With 4 descriptors (stdin, stdout, stderr, the listener) accept() has none left
+        # for a client: Linux reports EMFILE at once, before any client arrives, and again
+        # on every retry - a server that only warns and continues spins at full CPU.
+        self.require_linux_proc()
+        # LeakSanitizer needs descriptors of its own at exit (it reads /proc): off here.
+        server = self.start_server(path="/bin/sh", args=[
+            "-c", 'export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; '
+            'ulimit -n 4 && exec "$0" 0', self.program("server")])
+        self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
+        self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])

@@ -174,3 +174,32 @@ def push_without_reading(sock, data, stall_seconds=0.5, timeout=120.0):
         raise AssertionError("sending failed after %d bytes: %s"
                              % (progress["sent"], failure[0]))
     return stalled, sent_before_reading, b"".join(chunks)
+
+
+class PollIntervalChecks:
+    """Mix into a polling lesson's test class: a reply waits at most about POLL-MS, and a
+    longer POLL-MS delays replies more (the trade lesson 04 measures)."""
+
+    def test_the_reply_delay_stays_within_the_interval(self):
+        server = self.start_server(["0", "127.0.0.1", "50"])
+        connection = self.connect(server)
+        median = median_ms(round_trip_times(connection.sock, 20, 0.050))
+        self.assertGreaterEqual(median, 10, "lines arriving during a 50 ms pause wait for its "
+                                "end: about 25 ms on average, not %.1f ms" % median)
+        self.assertLess(median, 50 + scaled(50), "median %.1f ms" % median)
+
+    def test_a_longer_interval_adds_more_delay(self):
+        server = self.start_server(["0", "127.0.0.1", "200"])
+        connection = self.connect(server)
+        median = median_ms(round_trip_times(connection.sock, 20, 0.200))
+        self.assertGreaterEqual(median, 50, "a 200 ms pause should delay a reply about "
+                                "100 ms on average, not %.1f ms" % median)
+        self.assertLess(median, 200 + scaled(100), "median %.1f ms" % median)
+
+
+class PollIntervalArgumentCheck:
+    """Mix into a polling lesson's command-line tests: POLL-MS must be 0 to 10000."""
+
+    def test_server_rejects_a_bad_poll_interval(self):
+        for value in ("abc", "-5", "10001"):
+            self.check_usage_error("server", ["0", "127.0.0.1", value], value)

@@ -2,8 +2,8 @@
 import socket
 import time
 
-from labtest import (CommandLineChecks, Connection, LabTestCase, TOO_LONG_REPLY,
-                     under_emulator)
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase,
+                     OutOfDescriptorsCheck, TOO_LONG_REPLY, under_emulator)
 
 LESSON = "03-iterative-server"
 
@@ -50,30 +50,9 @@ class IterativeTests(LabTestCase):
         self.assertEqual((status, out[1:]), (0, ["one", "two"]), "stderr: %s" % err)
 
 
-class HostileClientTests(LabTestCase):
+class HostileClientTests(HostileClientChecks, LabTestCase):
     """Nothing one client does ends the server: the next client is always served."""
     LESSON = LESSON
-
-    def setUp(self):
-        super().setUp()
-        self.server = self.start_server()
-
-    def assert_next_client_served(self):
-        connection = self.connect(self.server)
-        connection.send_line("next")
-        connection.expect_line("next")
-        connection.close()
-
-    def test_connect_and_close_at_once(self):
-        for _ in range(5):
-            self.connect(self.server).close()
-        self.assert_next_client_served()
-
-    def test_reset_in_the_middle_of_a_line(self):
-        connection = self.connect(self.server)
-        connection.send(b"half a li")
-        connection.reset()
-        self.assert_next_client_served()
 
     def test_half_a_line_then_close(self):
         connection = self.connect(self.server)
@@ -116,20 +95,8 @@ class HostileClientTests(LabTestCase):
         self.assert_next_client_served()
 
 
-class ResourceTests(LabTestCase):
+class ResourceTests(OutOfDescriptorsCheck, LabTestCase):
     LESSON = LESSON
-
-    def test_out_of_descriptors_ends_with_a_message_instead_of_spinning(self):
-        # With 4 descriptors (stdin, stdout, stderr, the listener) accept() has none left
-        # for a client: Linux reports EMFILE at once, before any client arrives, and again
-        # on every retry - a server that only warns and continues spins at full CPU.
-        self.require_linux_proc()
-        # LeakSanitizer needs descriptors of its own at exit: off for this one run.
-        server = self.start_server(path="/bin/sh", args=[
-            "-c", 'export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; '
-            'ulimit -n 4 && exec "$0" 0', self.program("server")])
-        self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
-        self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])
 
 
 class AddressTests(LabTestCase):

@@ -2,11 +2,12 @@
 import socket
 import time
 
-from labtest import (CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks,
-                     TOO_LONG_REPLY, peer_path, program_path, scaled, under_emulator)
-from polling import (blocked_call_samples, describe_difference, idle_cpu_share, median_ms,
-                     numbered_lines, push_without_reading, round_trip_times, sleep_syscalls,
-                     wait_readable)
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LINE_MAX,
+                     MutationChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY, peer_path,
+                     program_path, under_emulator)
+from polling import (PollIntervalArgumentCheck, PollIntervalChecks, blocked_call_samples,
+                     describe_difference, idle_cpu_share, numbered_lines,
+                     push_without_reading, sleep_syscalls, wait_readable)
 
 LESSON = "04-nonblocking-server"
 PUSHED_BYTES = 12 * 1024 * 1024  # well beyond what loopback's socket buffers hold (~6 MB)
@@ -72,30 +73,9 @@ class PendingOutputTests(LabTestCase):
         self.assertLess(sent_first, len(data))
 
 
-class HostileClientTests(LabTestCase):
+class HostileClientTests(HostileClientChecks, LabTestCase):
     """Nothing one client does ends the server: the next client is always served."""
     LESSON = LESSON
-
-    def setUp(self):
-        super().setUp()
-        self.server = self.start_server()
-
-    def assert_next_client_served(self):
-        connection = self.connect(self.server)
-        connection.send_line("next")
-        connection.expect_line("next")
-        connection.close()
-
-    def test_connect_and_close_at_once(self):
-        for _ in range(5):
-            self.connect(self.server).close()
-        self.assert_next_client_served()
-
-    def test_reset_in_the_middle_of_a_line(self):
-        connection = self.connect(self.server)
-        connection.send(b"half a li")
-        connection.reset()
-        self.assert_next_client_served()
 
     def test_a_client_that_leaves_without_reading_its_answer(self):
         # Closing with unread bytes makes the client's kernel send RST, and the server's
@@ -166,7 +146,7 @@ class OneAtATimeTests(LabTestCase):
                                              "one", "two"]), "stderr: %s" % err)
 
 
-class PollingCostTests(LabTestCase):
+class PollingCostTests(PollIntervalChecks, LabTestCase):
     """The pause after an idle round: little CPU while idle, at most POLL-MS more delay."""
     LESSON = LESSON
 
@@ -198,44 +178,11 @@ class PollingCostTests(LabTestCase):
         self.assertGreaterEqual(sleeping, 0.8 * len(seen),
                                 "system calls the server waited in: %s" % sorted(set(seen)))
 
-    def test_the_reply_delay_stays_within_the_interval(self):
-        server = self.start_server(["0", "127.0.0.1", "50"])
-        connection = self.connect(server)
-        median = median_ms(round_trip_times(connection.sock, 20, 0.050))
-        self.assertGreaterEqual(median, 10, "lines arriving during a 50 ms pause wait for its "
-                                "end: about 25 ms on average, not %.1f ms" % median)
-        self.assertLess(median, 50 + scaled(50), "median %.1f ms" % median)
-
-    def test_a_longer_interval_adds_more_delay(self):
-        server = self.start_server(["0", "127.0.0.1", "200"])
-        connection = self.connect(server)
-        median = median_ms(round_trip_times(connection.sock, 20, 0.200))
-        self.assertGreaterEqual(median, 50, "a 200 ms pause should delay a reply about "
-                                "100 ms on average, not %.1f ms" % median)
-        self.assertLess(median, 200 + scaled(100), "median %.1f ms" % median)
-
-
-class ResourceTests(LabTestCase):
+class ResourceTests(OutOfDescriptorsCheck, LabTestCase):
     LESSON = LESSON
 
-    def test_out_of_descriptors_ends_with_a_message_instead_of_spinning(self):
-        # Lesson 03's policy, kept: with 4 descriptors (stdin, stdout, stderr, the
-        # listener) accept() has none left for a client and fails with EMFILE each time.
-        self.require_linux_proc()
-        # LeakSanitizer needs descriptors of its own at exit (it reads /proc): off here.
-        server = self.start_server(path="/bin/sh", args=[
-            "-c", 'export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; '
-            'ulimit -n 4 && exec "$0" 0', self.program("server")])
-        self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
-        self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])
-
-
-class CommandLineTests(CommandLineChecks, LabTestCase):
+class CommandLineTests(PollIntervalArgumentCheck, CommandLineChecks, LabTestCase):
     LESSON = LESSON
-
-    def test_server_rejects_a_bad_poll_interval(self):
-        for value in ("abc", "-5", "10001"):
-            self.check_usage_error("server", ["0", "127.0.0.1", value], value)
 
     def test_help_names_the_poll_interval(self):
         status, out, err = self.run_program(self.program("server"), ["--help"])

@@ -3,10 +3,10 @@ import socket
 import time
 
 from labtest import (CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks,
-                     TOO_LONG_REPLY, open_descriptor_count, peer_path, program_path,
-                     sanitizer, scaled, thread_count, wait_until)
-from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
-                     push_without_reading, round_trip_times, wait_readable)
+                     OutOfDescriptorsCheck, TOO_LONG_REPLY, open_descriptor_count, peer_path,
+                     program_path, sanitizer, thread_count, wait_until)
+from polling import (PollIntervalArgumentCheck, PollIntervalChecks, describe_difference,
+                     idle_cpu_share, numbered_lines, push_without_reading, wait_readable)
 
 LESSON = "05-nonblocking-many"
 MAX_CLIENTS = 256  # MAX_CLIENTS in lessons/05-nonblocking-many/server.c
@@ -173,7 +173,7 @@ class EchoTests(LabTestCase):
                                              "one", "two"]), "stderr: %s" % err)
 
 
-class ResourceTests(LabTestCase):
+class ResourceTests(OutOfDescriptorsCheck, LabTestCase):
     """One thread, and no descriptor outlives its client (Linux /proc)."""
     LESSON = LESSON
 
@@ -210,19 +210,7 @@ class ResourceTests(LabTestCase):
                    "the server's descriptors to come back to %d (now %d)"
                    % (baseline, open_descriptor_count(server.pid)))
 
-    def test_out_of_descriptors_ends_with_a_message_instead_of_spinning(self):
-        # Lesson 03's policy, kept: with 4 descriptors (stdin, stdout, stderr, the
-        # listener) accept() has none left for a client and fails with EMFILE each time.
-        self.require_linux_proc()
-        # LeakSanitizer needs descriptors of its own at exit (it reads /proc): off here.
-        server = self.start_server(path="/bin/sh", args=[
-            "-c", 'export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; '
-            'ulimit -n 4 && exec "$0" 0', self.program("server")])
-        self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
-        self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])
-
-
-class PollingCostTests(LabTestCase):
+class PollingCostTests(PollIntervalChecks, LabTestCase):
     """Lesson 04's trade, unchanged: little CPU while idle, at most POLL-MS more delay."""
     LESSON = LESSON
 
@@ -237,32 +225,9 @@ class PollingCostTests(LabTestCase):
         share = idle_cpu_share(server.pid, 1.5)
         self.assertLess(share, 0.10, "50 silent clients: %.0f%% of a core" % (share * 100))
 
-    def test_the_reply_delay_stays_within_the_interval(self):
-        server = self.start_server(["0", "127.0.0.1", "50"])
-        connection = self.connect(server)
-        median = median_ms(round_trip_times(connection.sock, 20, 0.050))
-        self.assertGreaterEqual(median, 10, "lines arriving during a 50 ms pause wait for its "
-                                "end: about 25 ms on average, not %.1f ms" % median)
-        self.assertLess(median, 50 + scaled(50), "median %.1f ms" % median)
-
-    def test_a_longer_interval_adds_more_delay(self):
-        server = self.start_server(["0", "127.0.0.1", "200"])
-        connection = self.connect(server)
-        median = median_ms(round_trip_times(connection.sock, 20, 0.200))
-        self.assertGreaterEqual(median, 50, "a 200 ms pause should delay a reply about "
-                                "100 ms on average, not %.1f ms" % median)
-        self.assertLess(median, 200 + scaled(100), "median %.1f ms" % median)
-
-
-class CommandLineTests(CommandLineChecks, LabTestCase):
+class CommandLineTests(PollIntervalArgumentCheck, CommandLineChecks, LabTestCase):
     LESSON = LESSON
 
-    def test_server_rejects_a_bad_poll_interval(self):
-        for value in ("abc", "-5", "10001"):
-            self.check_usage_error("server", ["0", "127.0.0.1", value], value)
-
-
-# The tests a server that serves one client at a time (lesson 04's) must fail.
 ONE_AT_A_TIME_FAILS = ["test_fifty_clients_connected_at_once_are_all_answered_in_turn",
                        "test_a_client_with_half_a_line_does_not_delay_the_others",
                        "test_a_client_that_never_reads_does_not_stall_the_others"]

@@ -14,27 +14,12 @@
 #include <signal.h>
 #include <stdio.h>
 
-#define DEFAULT_PORT "5050"
-#define DEFAULT_HOST "127.0.0.1"
-
 static void print_usage(void)
 {
     printf("usage: client [HOST [PORT]]\n"
            "Connects to an echo server at HOST:PORT (default %s %s); HOST may be a name,\n"
            "an IPv4 or an IPv6 address. Sends each line of stdin, prints each answer.\n",
-           DEFAULT_HOST, DEFAULT_PORT);
-}
-
-/* Prints "connected to ADDRESS:PORT": which of a name's addresses answered. */
-static void announce_connected(lab_socket server)
-{
-    struct sockaddr_storage address;
-    socklen_t address_size = sizeof address;
-    char text[LAB_ADDRESS_TEXT] = "?";
-    if (getpeername(server, (struct sockaddr *)&address, &address_size) == 0) {
-        lab_address_text((struct sockaddr *)&address, text, sizeof text);
-    }
-    printf("connected to %s\n", text);
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
 int main(int argc, char **argv)
@@ -44,20 +29,14 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *host = argc > 1 ? argv[1] : DEFAULT_HOST;
-    const char *port = argc > 2 ? argv[2] : DEFAULT_PORT;
-    unsigned short port_number;
-    if (argc > 3) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (lab_parse_port(port, &port_number) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", port);
-    }
+    const char *host;
+    const char *port;
+    lab_client_arguments(argc, argv, 0, &host, &port);
 #ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN); /* the same policy as the server: errors, not signals */
 #endif
     lab_socket server = lab_connect(host, port); /* lesson 03's getaddrinfo loop */
-    announce_connected(server);
+    lab_announce_connected(server);
     int status = lab_echo_stdin(server); /* lesson 02's client loop */
     lab_close(server);
     return status;

@@ -27,8 +27,6 @@
 #include <fcntl.h>
 #endif
 
-#define DEFAULT_PORT "5050"
-#define DEFAULT_ADDRESS "127.0.0.1"
 #define POLL_INTERVAL_MS 10          /* the pause after a round that found nothing to do */
 #define POLL_INTERVAL_LIMIT_MS 10000 /* the longest pause the command line accepts */
 
@@ -42,27 +40,7 @@ static void print_usage(void)
            "ever, on BIND-ADDRESS:PORT (default %s:%s; port 0 picks a free port).\n"
            "POLL-MS (default %d, 0-%d) is how long the loop pauses when it found nothing\n"
            "to do: longer pauses use less CPU while idle but delay each reply more.\n",
-           DEFAULT_ADDRESS, DEFAULT_PORT, POLL_INTERVAL_MS, POLL_INTERVAL_LIMIT_MS);
-}
-
-/* Parses POLL-MS: a whole number of milliseconds from 0 to POLL_INTERVAL_LIMIT_MS. */
-static int parse_interval(const char *text, int *milliseconds)
-{
-    long value = 0;
-    if (*text == '\0' || strlen(text) > 5) {
-        return -1;
-    }
-    for (const char *digit = text; *digit != '\0'; digit++) {
-        if (*digit < '0' || *digit > '9') {
-            return -1;
-        }
-        value = value * 10 + (*digit - '0');
-    }
-    if (value > POLL_INTERVAL_LIMIT_MS) {
-        return -1;
-    }
-    *milliseconds = (int)value;
-    return 0;
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT, POLL_INTERVAL_MS, POLL_INTERVAL_LIMIT_MS);
 }
 
 /* ---- non-blocking mode ----------------------------------------------------------------- */
@@ -231,17 +209,6 @@ static enum round_result serve_round(struct client *client)
     return busy ? ROUND_BUSY : ROUND_IDLE;
 }
 
-/* True for accept() errors that will not go away by trying again (lesson 03): with no
- * descriptor left, the finished connection stays queued and accept() fails again. */
-static int accept_error_is_fatal(int error_code)
-{
-#ifdef _WIN32
-    return error_code == WSAEMFILE || error_code == WSAENOBUFS;
-#else
-    return error_code == EMFILE || error_code == ENFILE;
-#endif
-}
-
 /* Accepts the next client if one is waiting; returns 1 if it did. */
 static int accept_client(lab_socket listener, struct client *client)
 {
@@ -251,7 +218,7 @@ static int accept_client(lab_socket listener, struct client *client)
         accept(listener, (struct sockaddr *)&client_address, &client_address_size);
     if (!lab_socket_ok(accepted)) {
         int error_code = lab_last_error();
-        if (accept_error_is_fatal(error_code)) {
+        if (lab_error_is_out_of_descriptors(error_code)) {
             lab_die("accept", NULL, error_code); /* lesson 03's policy */
         }
         if (!is_would_block(error_code)) {
@@ -291,17 +258,11 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *port = argc > 1 ? argv[1] : DEFAULT_PORT;
-    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
-    unsigned short port_number;
-    int poll_interval_ms = POLL_INTERVAL_MS;
-    if (argc > 4) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (lab_parse_port(port, &port_number) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", port);
-    }
-    if (argc > 3 && parse_interval(argv[3], &poll_interval_ms) != 0) {
+    const char *port;
+    const char *host;
+    long poll_interval_ms = POLL_INTERVAL_MS;
+    lab_server_arguments(argc, argv, 1, &port, &host); /* lesson 03's checks, in common/ */
+    if (argc > 3 && lab_parse_count(argv[3], POLL_INTERVAL_LIMIT_MS, &poll_interval_ms) != 0) {
         lab_usage_error("invalid poll interval (expected 0-10000 ms)", argv[3]);
     }
 #ifdef SIGPIPE
@@ -330,7 +291,7 @@ int main(int argc, char **argv)
         if (!busy) {
             /* A round found nothing to do. Asking again at once would spin at 100% CPU;
              * pausing means that a line arriving now waits up to poll_interval_ms. */
-            lab_sleep_ms(poll_interval_ms);
+            lab_sleep_ms((int)poll_interval_ms);
         }
     }
 }

@@ -31,8 +31,6 @@
 #include <time.h>
 #endif
 
-#define DEFAULT_HOST "127.0.0.1"
-#define DEFAULT_PORT "5050"
 #define DEFAULT_TIMEOUT_MS 5000L
 #define MAX_TIMEOUT_MS 3600000L /* an hour: anything longer is a typing mistake */
 
@@ -43,28 +41,7 @@ static void print_usage(void)
            "TIMEOUT-MS milliseconds (default %ld, at most %ld) if the connection cannot be\n"
            "made. Sends stdin as it comes and prints each answer as it arrives; at end of\n"
            "input it tells the server so (half-close) and prints the remaining answers.\n",
-           DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
-}
-
-/* Parses a timeout of 1 to MAX_TIMEOUT_MS milliseconds, digits only; returns 0 or -1. */
-static int parse_timeout(const char *text, long *timeout_ms)
-{
-    long value = 0;
-    size_t digits = strlen(text);
-    if (digits == 0 || digits > 7) {
-        return -1;
-    }
-    for (size_t i = 0; i < digits; i++) {
-        if (text[i] < '0' || text[i] > '9') {
-            return -1;
-        }
-        value = value * 10 + (text[i] - '0');
-    }
-    if (value < 1 || value > MAX_TIMEOUT_MS) {
-        return -1;
-    }
-    *timeout_ms = value;
-    return 0;
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
 }
 
 /* Milliseconds on a clock that only goes forward: a deadline must not move when someone
@@ -456,17 +433,12 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *host = argc > 1 ? argv[1] : DEFAULT_HOST;
-    const char *port = argc > 2 ? argv[2] : DEFAULT_PORT;
+    const char *host;
+    const char *port;
     long timeout_ms = DEFAULT_TIMEOUT_MS;
-    unsigned short port_number;
-    if (argc > 4) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (lab_parse_port(port, &port_number) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", port);
-    }
-    if (argc > 3 && parse_timeout(argv[3], &timeout_ms) != 0) {
+    lab_client_arguments(argc, argv, 1, &host, &port);
+    if (argc > 3 &&
+        (lab_parse_count(argv[3], MAX_TIMEOUT_MS, &timeout_ms) != 0 || timeout_ms < 1)) {
         lab_usage_error("invalid timeout (expected 1-3600000 milliseconds)", argv[3]);
     }
 #ifdef SIGPIPE

@@ -22,44 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_PORT "5050"
-#define DEFAULT_ADDRESS "127.0.0.1"
-
 static void print_usage(void)
 {
     printf("usage: server [PORT [BIND-ADDRESS]]\n"
            "Echo server: serves clients one after another, for ever, on BIND-ADDRESS:PORT\n"
            "(default %s:%s; port 0 picks a free port). BIND-ADDRESS may be a name\n"
            "(localhost), an IPv4 or an IPv6 address (::1, or :: for every interface).\n",
-           DEFAULT_ADDRESS, DEFAULT_PORT);
-}
-
-/* Echoes lines until the client leaves or fails; never ends the server. */
-static void serve_client(lab_socket client, const char *peer)
-{
-    struct lab_line_reader reader;
-    lab_line_reader_init(&reader);
-    char line[LAB_LINE_MAX + 2];
-    size_t length;
-    for (;;) {
-        enum lab_line_status status = lab_read_line(&reader, client, line, &length);
-        int sent;
-        if (status == LAB_LINE_READY) {
-            line[length] = '\n';
-            sent = lab_send_all(client, line, length + 1);
-        } else if (status == LAB_LINE_TOO_LONG) {
-            sent = lab_send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
-        } else if (status == LAB_LINE_CLOSED) {
-            return;
-        } else {
-            lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
-            return;
-        }
-        if (sent != 0) {
-            lab_warn("send", peer, lab_last_error()); /* EPIPE: SIGPIPE is ignored */
-            return;
-        }
-    }
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
 int main(int argc, char **argv)
@@ -69,15 +38,9 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *port = argc > 1 ? argv[1] : DEFAULT_PORT;
-    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
-    unsigned short port_number;
-    if (argc > 3) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (lab_parse_port(port, &port_number) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", port);
-    }
+    const char *port;
+    const char *host;
+    lab_server_arguments(argc, argv, 0, &port, &host); /* lesson 03's checks, in common/ */
 #ifdef SIGPIPE
     /* The policy: a send() to a client that has closed raises SIGPIPE, whose default
      * action ends the whole server. Ignored, the send() fails with EPIPE and only that
@@ -93,15 +56,17 @@ int main(int argc, char **argv)
         lab_socket client =
             accept(listener, (struct sockaddr *)&client_address, &client_address_size);
         if (!lab_socket_ok(client)) {
-            /* EINTR, ECONNABORTED (gone before we accepted), EMFILE: one failed accept
-             * is no reason to stop serving everybody else. */
-            lab_warn("accept", NULL, lab_last_error());
+            int error_code = lab_last_error();
+            if (lab_error_is_out_of_descriptors(error_code)) {
+                lab_die("accept", NULL, error_code); /* lesson 03: retrying would spin */
+            }
+            lab_warn("accept", NULL, error_code); /* e.g. ECONNABORTED: serve on */
             continue;
         }
         char peer[LAB_ADDRESS_TEXT];
         lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
         printf("client connected from %s\n", peer);
-        serve_client(client, peer);
+        lab_serve_echo_client(client, peer); /* lesson 03's serve_client() */
         lab_close(client);
         printf("client %s disconnected\n", peer);
     }

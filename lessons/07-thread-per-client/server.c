@@ -3,14 +3,16 @@
  *
  * Shows the one change that lets lesson 03's iterative server serve clients at the same
  * time: the accept loop no longer serves the client itself; it hands the client to a new
- * thread and goes straight back to accept(). serve_client() is lesson 03's, unchanged.
+ * thread and goes straight back to accept(). What the thread runs is lesson 03's
+ * serve_client(), unchanged, now lab_serve_echo_client() in common/.
  * What the change brings with it:
  *   - passing the socket safely: each thread gets its own heap block (socket and address
  *     text) that nobody else touches, and frees it when the client is gone;
  *   - shared state under a lock: the number of connected clients, client_count, changes in
  *     the accept loop and in every thread, so only while holding client_count_lock;
  *   - a thread that cannot start costs one client, never the server;
- *   - out of descriptors (EMFILE), the accept loop pauses and tries again instead of
+ *   - out of descriptors (lab_error_is_out_of_descriptors), the accept loop pauses and
+ *     tries again instead of
  *     ending as lesson 03's does: here the threads give descriptors back as clients leave.
  * lab_listen() is lesson 03's getaddrinfo/SO_REUSEADDR/bind/listen, now in common/.
  *
@@ -25,8 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_PORT "5050"
-#define DEFAULT_ADDRESS "127.0.0.1"
 #define ACCEPT_RETRY_PAUSE_MS 100 /* out of descriptors: wait this long for a client to leave */
 
 /* Everything one client's thread needs. The accept loop fills a fresh one per client and
@@ -47,7 +47,7 @@ static void print_usage(void)
            "Echo server: serves every client at once, each on its own thread, on\n"
            "BIND-ADDRESS:PORT (default %s:%s; port 0 picks a free port). BIND-ADDRESS may\n"
            "be a name (localhost), an IPv4 or an IPv6 address (::1, or :: for every interface).\n",
-           DEFAULT_ADDRESS, DEFAULT_PORT);
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
 /* Counts a client in and says so. The line is printed under the lock too, so the counts
@@ -70,53 +70,12 @@ static void client_left(const char *peer)
     lab_mutex_unlock(&client_count_lock);
 }
 
-/* True for accept() errors that will not go away by trying again at once: with no
- * descriptor left, the finished connection stays queued and accept() fails again at
- * once. Lesson 03 had to stop there; here the client threads hold descriptors and give
- * them back as their clients leave, so the accept loop pauses and tries again. */
-static int accept_error_is_lasting(int error_code)
-{
-#ifdef _WIN32
-    return error_code == WSAEMFILE || error_code == WSAENOBUFS;
-#else
-    return error_code == EMFILE || error_code == ENFILE;
-#endif
-}
-
-/* Echoes lines until the client leaves or fails; never ends the server. */
-static void serve_client(lab_socket client, const char *peer)
-{
-    struct lab_line_reader reader;
-    lab_line_reader_init(&reader);
-    char line[LAB_LINE_MAX + 2];
-    size_t length;
-    for (;;) {
-        enum lab_line_status status = lab_read_line(&reader, client, line, &length);
-        int sent;
-        if (status == LAB_LINE_READY) {
-            line[length] = '\n';
-            sent = lab_send_all(client, line, length + 1);
-        } else if (status == LAB_LINE_TOO_LONG) {
-            sent = lab_send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
-        } else if (status == LAB_LINE_CLOSED) {
-            return;
-        } else {
-            lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
-            return;
-        }
-        if (sent != 0) {
-            lab_warn("send", peer, lab_last_error()); /* EPIPE: SIGPIPE is ignored */
-            return;
-        }
-    }
-}
-
 /* The body of a client's thread: it owns the client, so it closes and frees it. Nothing
  * here may end the process (no lab_die, no exit): that would end every other client too. */
 static void client_thread(void *argument)
 {
     struct client *client = argument;
-    serve_client(client->socket, client->peer);
+    lab_serve_echo_client(client->socket, client->peer); /* lesson 03's serve_client() */
     lab_close(client->socket);
     client_left(client->peer);
     free(client);
@@ -149,15 +108,9 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *port = argc > 1 ? argv[1] : DEFAULT_PORT;
-    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
-    unsigned short port_number;
-    if (argc > 3) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (lab_parse_port(port, &port_number) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", port);
-    }
+    const char *port;
+    const char *host;
+    lab_server_arguments(argc, argv, 0, &port, &host); /* lesson 03's checks, in common/ */
 #ifdef SIGPIPE
     /* The policy: a send() to a client that has closed raises SIGPIPE, whose default
      * action ends the whole server. Ignored, the send() fails with EPIPE and only that
@@ -178,7 +131,7 @@ int main(int argc, char **argv)
             /* EINTR, ECONNABORTED (the client left before we accepted it), even EMFILE:
              * one failed accept is no reason to stop serving everybody else. */
             lab_warn("accept", NULL, error_code);
-            if (accept_error_is_lasting(error_code)) {
+            if (lab_error_is_out_of_descriptors(error_code)) {
                 lab_sleep_ms(ACCEPT_RETRY_PAUSE_MS); /* retrying at once would spin */
             }
             continue;
