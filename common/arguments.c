@@ -92,19 +92,20 @@ int lab_wants_help(int argc, char **argv)
 
 int lab_read_stdin_line(char *line, size_t size)
 {
-    if (fgets(line, (int)size, stdin) == NULL) {
-        return -1;
-    }
-    size_t length = strlen(line);
-    if (length > 0 && line[length - 1] == '\n') {
-        line[--length] = '\0';
-    } else {
-        int skipped; /* no newline: the line did not fit, so drop the rest of it */
-        while ((skipped = getchar()) != EOF && skipped != '\n') {
+    /* A byte at a time, not fgets(): a '\0' typed in a line must not look like its end. */
+    size_t length = 0;
+    int byte;
+    while ((byte = getchar()) != EOF && byte != '\n') {
+        if (length + 1 < size) {
+            line[length++] = (char)byte; /* a longer line: the rest is read and dropped */
         }
     }
-    if (length > 0 && line[length - 1] == '\r') {
-        line[--length] = '\0';
+    if (byte == EOF && length == 0) {
+        return -1;
     }
-    return 0;
+    if (length > 0 && line[length - 1] == '\r') {
+        length--;
+    }
+    line[length] = '\0';
+    return (int)length;
 }

@@ -6,6 +6,7 @@
  */
 #include "lab.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The longest answer: a whole line and its "\n". */
@@ -44,8 +45,7 @@ void lab_echo_client_init(struct lab_echo_client *client, lab_socket s, const ch
     lab_line_reader_init(&client->input);
     client->output.used = 0;
     client->input_ended = 0;
-    strncpy(client->peer, peer, sizeof client->peer - 1);
-    client->peer[sizeof client->peer - 1] = '\0';
+    snprintf(client->peer, sizeof client->peer, "%s", peer);
 }
 
 /* Answers the whole lines already received while their answers fit in the output; sets

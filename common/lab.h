@@ -111,7 +111,7 @@ void lab_client_arguments(int argc, char **argv, int extra_allowed, const char *
 int lab_wants_help(int argc, char **argv);
 
 /* Reads one line from stdin into line without its "\n" or "\r\n"; a longer line is cut
- * to size - 1 bytes and its rest skipped. Returns 0, or -1 at end of input. */
+ * to size - 1 bytes and its rest skipped. Returns the length, or -1 at end of input. */
 int lab_read_stdin_line(char *line, size_t size);
 
 /* ---- address ------------------------------------------------------------------------- */
@@ -164,7 +164,8 @@ void lab_line_reader_init(struct lab_line_reader *reader);
 /* Takes one buffered line into line[LAB_LINE_MAX + 1] (NUL-added, "\r\n" dropped). */
 enum lab_line_status lab_line_take(struct lab_line_reader *reader, char *line, size_t *length);
 
-/* Receives once into the reader's free space; returns bytes read, 0 at EOF, -1 on error. */
+/* Receives once into the reader's free space (call only after lab_line_take said
+ * LAB_LINE_NEED_MORE, so there is some); returns bytes read, 0 at EOF, -1 on error. */
 lab_io_size lab_line_fill(struct lab_line_reader *reader, lab_socket s);
 
 /* Blocks until a line, an over-long line, EOF or an error (take, then fill, repeated). */

@@ -18,8 +18,7 @@ static struct addrinfo *resolve(const char *host, const char *port, int passive)
     struct addrinfo *addresses = NULL;
     int status = getaddrinfo(host, port, &hints, &addresses);
     if (status != 0) {
-        fprintf(stderr, "%s: getaddrinfo %s:%s: %s\n", lab_program(), host, port,
-                gai_strerror(status));
+        fprintf(stderr, "%s: getaddrinfo %s: %s\n", lab_program(), host, gai_strerror(status));
         exit(EXIT_FAILURE);
     }
     return addresses;
@@ -41,9 +40,11 @@ static lab_socket listen_on(const struct addrinfo *address, const char **failed_
      * docs/windows.md; there the default already allows the restart.) */
 #ifndef _WIN32
     int on = 1;
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+        *failed_call = "setsockopt SO_REUSEADDR";
+    } else
 #endif
-    if (bind(listener, address->ai_addr, (socklen_t)address->ai_addrlen) != 0) {
+        if (bind(listener, address->ai_addr, (socklen_t)address->ai_addrlen) != 0) {
         *failed_call = "bind";
     } else if (listen(listener, SOMAXCONN) != 0) {
         *failed_call = "listen";

@@ -157,7 +157,7 @@ class Output:
         for raw in iter(pipe.readline, b""):
             text = raw.decode("utf-8", "replace")
             text = text[:-1] if text.endswith("\n") else text
-            if under_emulator() and text.endswith("\r"):
+            if (under_emulator() or sys.platform == "win32") and text.endswith("\r"):
                 text = text[:-1]  # the Windows C runtime writes "\n" as "\r\n"
             with self._changed:
                 self.lines.append(text)
@@ -593,8 +593,13 @@ class MutationChecks(unittest.TestCase):
             self.skipTest("mutation checks run only in the plain native configuration")
 
     def assert_suite_fails(self, selection, expected_failures, **programs):
-        """Fails unless the run fails, and each test named in expected_failures fails."""
+        """Fails unless the run fails, and each test named in expected_failures fails -
+        against a wrong program that did start: one that never runs proves nothing."""
+        for role, path in programs.items():
+            self.assertTrue(os.path.isfile(path), "no %s at %s" % (role, path))
         status, output = run_suite(selection, **programs)
+        self.assertNotIn("expected a line of the server's stdout matching", output,
+                         "the wrong server never announced itself:\n" + output[-3000:])
         self.assertNotEqual(status, 0, "the tests passed a wrong program:\n" + output[-3000:])
         for name in expected_failures:
             self.assertRegex(output, r"(?m)^%s \(.*\) \.\.\. (FAIL|ERROR)$" % re.escape(name),
@@ -622,8 +627,20 @@ class HostileClientChecks:
 
     def test_reset_in_the_middle_of_a_line(self):
         connection = self.connect(self.server)
+        self.server.stdout.expect(r"^client connected from ")  # accepted: now reset mid-line
         connection.send(b"half a li")
         connection.reset()
+        self.assert_next_client_served()
+
+    def test_a_line_without_end_is_cut_off_at_the_limit_not_stored(self):
+        # Memory per client is bounded: the answer comes as soon as the limit is passed,
+        # before the line's "\n" - a server that stores the whole line answers only then.
+        connection = self.connect(self.server)
+        connection.send(b"m" * (LINE_MAX * 5))
+        connection.expect_line(TOO_LONG_REPLY)
+        connection.send(b"m" * 1000 + b"\nafter\n")
+        connection.expect_line("after")
+        connection.close()
         self.assert_next_client_served()
 
 

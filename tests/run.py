@@ -4,7 +4,7 @@
   python3 tests/run.py                          every test
   python3 tests/run.py lesson02                 one lesson's tests
   python3 tests/run.py test_lesson02               one test module (imports only that one)
-  python3 tests/run.py test_lesson02.FramingTests.test_one_byte_at_a_time
+  python3 tests/run.py test_lesson02.FramingTests.test_bytes_are_not_c_strings_a_zero_byte_is_echoed
   python3 tests/run.py lesson02 --server ~/student/server --client ~/student/client
   python3 tests/run.py --bin-dir ~/student/build/lessons
   python3 tests/run.py --list                   test ids and their labels (for CMake)
@@ -93,6 +93,11 @@ def main():
 
 def run_tests(ids):
     suite = unittest.TestLoader().loadTestsFromNames(ids)
+    missing = [test.id() for test in iterate(suite) if type(test).__name__ == "_FailedTest"]
+    if missing:  # the loader stands in a failing placeholder for a name it cannot find
+        names = [test_id.rsplit(".", 1)[-1] for test_id in missing]
+        print("run.py: no test matches %s" % " ".join(names), file=sys.stderr)
+        return 2
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     if result.testsRun == 0:
         return 2

@@ -62,6 +62,14 @@ class FramingTests(LabTestCase):
             self.connection.send_line("still there?")
             self.connection.expect_line("still there?")
 
+    def test_a_line_without_end_is_cut_off_at_the_limit_not_stored(self):
+        # Memory per connection is bounded: the answer comes as soon as the limit is
+        # passed, before the line's "\n" - a server that stores it all answers only then.
+        self.connection.send(b"m" * (LINE_MAX * 5))
+        self.connection.expect_line(TOO_LONG_REPLY)
+        self.connection.send(b"m" * 1000 + b"\nafter\n")
+        self.connection.expect_line("after")
+
     def test_no_bytes_beyond_the_line_are_sent(self):
         # The seed's send(s, buf, BUFSIZ, 0) sends the whole buffer, garbage and all.
         self.connection.send(b"short\n")
@@ -131,6 +139,13 @@ class ClientTests(LabTestCase):
         self.assertEqual(status, 0, "stderr: %s" % err)
         self.assertEqual(out, ["connected to 127.0.0.1:%d" % server.port,
                                "first", "second line", "", "last"])
+
+    def test_client_sends_a_zero_byte_and_the_line_after_it(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            [server.host, str(server.port)],
+                                            b"a\x00b\nsecond\n")
+        self.assertEqual((status, out[1:]), (0, ["a\x00b", "second"]), "stderr: %s" % err)
 
     def test_client_shows_the_answer_to_an_over_long_line(self):
         server = self.start_server()

@@ -96,14 +96,17 @@ static int receive_line(lab_socket peer, char *line)
     return 1;
 }
 
-/* Sends text and a "\n". send() may take fewer bytes than asked, so loop until done. */
-static int send_line(lab_socket peer, const char *text)
+/* Sends length bytes of text and a "\n". send() may take fewer bytes than asked, so loop
+ * until all are gone. */
+static int send_line(lab_socket peer, const char *text, size_t length)
 {
     char message[LAB_LINE_MAX + 2];
-    int length = snprintf(message, sizeof message, "%s\n", text);
+    memcpy(message, text, length); /* a length, not strlen(): the text may hold a '\0' */
+    message[length] = '\n';
+    int total = (int)length + 1;
     int sent_total = 0;
-    while (sent_total < length) {
-        lab_io_size sent = send(peer, message + sent_total, length - sent_total, 0);
+    while (sent_total < total) {
+        lab_io_size sent = send(peer, message + sent_total, total - sent_total, 0);
         if (sent < 0) {
             return -1;
         }
@@ -113,12 +116,13 @@ static int send_line(lab_socket peer, const char *text)
 }
 
 /* Takes turns with the server: our line first, then its reply. */
-static void chat(lab_socket server)
+static void chat(lab_socket server, const char *where)
 {
     char line[LAB_LINE_MAX + 1];
-    while (lab_read_stdin_line(line, sizeof line) == 0) {
-        if (send_line(server, line) != 0) {
-            lab_warn("send", NULL, lab_last_error());
+    int length;
+    while ((length = lab_read_stdin_line(line, sizeof line)) >= 0) {
+        if (send_line(server, line, (size_t)length) != 0) {
+            lab_warn("send", where, lab_last_error());
             return;
         }
         int status = receive_line(server, line);
@@ -127,7 +131,7 @@ static void chat(lab_socket server)
             return;
         }
         if (status < 0) {
-            lab_warn("recv", NULL, lab_last_error());
+            lab_warn("recv", where, lab_last_error());
             return;
         }
         printf("server: %s\n", line);
@@ -147,7 +151,8 @@ int main(int argc, char **argv)
     struct sockaddr_in address;
     parse_arguments(argc, argv, &address);
     lab_socket server = connect_to(&address);
-    chat(server);
+    char where[LAB_ADDRESS_TEXT];
+    chat(server, lab_address_text((struct sockaddr *)&address, where, sizeof where));
     lab_close(server); /* the server's recv() now returns 0: it sees us leave */
     return 0;
 }

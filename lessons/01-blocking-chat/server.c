@@ -117,14 +117,17 @@ static int receive_line(lab_socket peer, char *line)
     return 1;
 }
 
-/* Sends text and a "\n". send() may take fewer bytes than asked, so loop until done. */
-static int send_line(lab_socket peer, const char *text)
+/* Sends length bytes of text and a "\n". send() may take fewer bytes than asked, so loop
+ * until all are gone. */
+static int send_line(lab_socket peer, const char *text, size_t length)
 {
     char message[LAB_LINE_MAX + 2];
-    int length = snprintf(message, sizeof message, "%s\n", text);
+    memcpy(message, text, length); /* a length, not strlen(): the text may hold a '\0' */
+    message[length] = '\n';
+    int total = (int)length + 1;
     int sent_total = 0;
-    while (sent_total < length) {
-        lab_io_size sent = send(peer, message + sent_total, length - sent_total, 0);
+    while (sent_total < total) {
+        lab_io_size sent = send(peer, message + sent_total, total - sent_total, 0);
         if (sent < 0) {
             return -1;
         }
@@ -134,7 +137,7 @@ static int send_line(lab_socket peer, const char *text)
 }
 
 /* Takes turns with one client until either side ends the chat. */
-static void chat(lab_socket client)
+static void chat(lab_socket client, const char *peer)
 {
     char line[LAB_LINE_MAX + 1];
     for (;;) {
@@ -144,16 +147,17 @@ static void chat(lab_socket client)
             return;
         }
         if (status < 0) {
-            lab_warn("recv", NULL, lab_last_error());
+            lab_warn("recv", peer, lab_last_error());
             return;
         }
         printf("client: %s\n", line);
-        if (lab_read_stdin_line(line, sizeof line) != 0) {
+        int length = lab_read_stdin_line(line, sizeof line);
+        if (length < 0) {
             printf("end of input: closing the chat\n");
             return;
         }
-        if (send_line(client, line) != 0) {
-            lab_warn("send", NULL, lab_last_error());
+        if (send_line(client, line, (size_t)length) != 0) {
+            lab_warn("send", peer, lab_last_error());
             return;
         }
     }
@@ -187,7 +191,7 @@ int main(int argc, char **argv)
     char peer[LAB_ADDRESS_TEXT];
     printf("client connected from %s\n",
            lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer));
-    chat(client);
+    chat(client, peer);
     lab_close(client);
     return 0;
 }

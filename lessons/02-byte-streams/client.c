@@ -69,8 +69,9 @@ static int echo_stdin(lab_socket server)
     lab_line_reader_init(&reader);
     char reply[LAB_LINE_MAX + 1];
     size_t reply_length;
-    while (lab_read_stdin_line(typed, sizeof typed - 1) == 0) {
-        size_t length = strlen(typed);
+    int typed_length;
+    while ((typed_length = lab_read_stdin_line(typed, sizeof typed - 1)) >= 0) {
+        size_t length = (size_t)typed_length; /* not strlen(): the line may hold a '\0' */
         typed[length] = '\n';
         if (lab_send_all(server, typed, length + 1) != 0) {
             lab_warn("send", NULL, lab_last_error());

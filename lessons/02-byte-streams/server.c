@@ -127,8 +127,8 @@ static enum lab_line_status read_line(struct line_reader *reader, lab_socket pee
     }
 }
 
-/* Echoes lines until the client leaves; returns how it ended. */
-static enum lab_line_status echo_lines(lab_socket client)
+/* Echoes lines until the client leaves or a call fails (then warns, naming peer). */
+static void echo_lines(lab_socket client, const char *peer)
 {
     struct line_reader reader = {.used = 0, .discarding = 0};
     char line[LAB_LINE_MAX + 2];
@@ -143,10 +143,14 @@ static enum lab_line_status echo_lines(lab_socket client)
             send_status =
                 send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
         } else {
-            return status;
+            if (status == LAB_LINE_ERROR) {
+                lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
+            }
+            return;
         }
         if (send_status != 0) {
-            return LAB_LINE_ERROR;
+            lab_warn("send", peer, lab_last_error());
+            return;
         }
     }
 }
@@ -208,10 +212,7 @@ int main(int argc, char **argv)
     lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
     printf("client connected from %s\n", peer);
 
-    enum lab_line_status ending = echo_lines(client);
-    if (ending == LAB_LINE_ERROR) {
-        lab_warn("connection", peer, lab_last_error());
-    }
+    echo_lines(client, peer);
     printf("client %s disconnected\n", peer);
     lab_close(client);
     return 0;

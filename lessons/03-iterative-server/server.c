@@ -6,10 +6,11 @@
  *     ("::1") work, and every address a name has is tried in turn;
  *   - SO_REUSEADDR, so a restarted server binds at once even while connections of its
  *     last run sit in TIME_WAIT;
- *   - an accept loop that survives anything one client does (reset, early close, garbage);
+ *   - an accept loop that no one client can end (reset, early close, garbage);
  *   - a SIGPIPE policy: ignored, so a send() to a departed client fails with EPIPE.
  * The line reader and send-all loop of lesson 02 now come from common/ (lab_read_line,
- * lab_send_all). While one client is served the next one waits: lesson 04 onwards fixes that.
+ * lab_send_all). While one client is served the next one waits, however long that takes:
+ * lessons 05 (one thread, many clients) and 07 (a thread per client) fix that.
  *
  * Run:    build/lessons/03-iterative-server/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
  *         e.g. server 5050 ::1   or   server 0 localhost
