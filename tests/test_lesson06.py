@@ -185,6 +185,27 @@ class ConnectTests(LabTestCase):
         self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
 
 
+class DescriptorLimitTests(LabTestCase):
+    LESSON = LESSON
+
+    def test_a_socket_beyond_fd_setsize_is_refused_before_any_fd_set(self):
+        # A wrapper takes descriptors 3 to 1099 and then runs the client, so its socket is
+        # at least 1100: FD_SET() on it would write past the fd_set (FD_SETSIZE is 1024).
+        self.require_linux_proc()
+        server = self.start_server(path=peer_path("seed_threaded_server.py"))
+        wrapper = ("import os, resource, sys\n"
+                   "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+                   "resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))\n"
+                   "for _ in range(1097):\n"
+                   "    os.set_inheritable(os.open(os.devnull, os.O_RDONLY), True)\n"
+                   "os.execv(sys.argv[1], sys.argv[1:])\n")
+        status, out, err = self.run_program(sys.executable, [
+            "-c", wrapper, self.program("client"), "127.0.0.1", str(server.port)], b"hi\n")
+        self.assertEqual(status, 1, "stderr: %s" % err)
+        self.assertEqual(out, [], "nothing is sent or printed")
+        self.assertRegex("\n".join(err), r"client: descriptor \d+ is too big for select\(\)")
+
+
 class EchoServerTests(LabTestCase):
     """The same client works with every echo server of the lab and with the Python peers."""
     LESSON = LESSON

@@ -57,19 +57,29 @@ static long long now_ms(void)
 #endif
 }
 
-/* select()'s first argument: one more than the highest descriptor it watches. POSIX's
- * fd_set is a bitmap indexed by descriptor, so a descriptor >= FD_SETSIZE does not fit
- * (lesson 09); Winsock's fd_set is a list of sockets and ignores this argument. */
+/* POSIX's fd_set is a bitmap indexed by descriptor: FD_SET() on a descriptor >= FD_SETSIZE
+ * writes past its end (lesson 09). So each new socket is checked before any FD_SET();
+ * Winsock's fd_set is a list of sockets, limited in count, not by value. */
+static void check_fits_select(lab_socket s)
+{
+#ifdef _WIN32
+    (void)s;
+#else
+    if (s >= FD_SETSIZE) {
+        fprintf(stderr, "client: descriptor %d is too big for select()\n", s);
+        exit(1);
+    }
+#endif
+}
+
+/* select()'s first argument: one more than the highest descriptor it watches (POSIX);
+ * Winsock ignores it. */
 static int select_limit(lab_socket highest)
 {
 #ifdef _WIN32
     (void)highest;
     return 0;
 #else
-    if (highest >= FD_SETSIZE) {
-        fprintf(stderr, "client: descriptor %d is too big for select()\n", highest);
-        exit(1);
-    }
     return highest + 1;
 #endif
 }
@@ -172,6 +182,7 @@ static lab_socket connect_to_server(const char *host, const char *port, long tim
             error_code = lab_last_error();
             continue;
         }
+        check_fits_select(server); /* before the first FD_SET() on it */
         outcome = connect_before(server, address, deadline, &error_code);
         if (outcome == CONNECT_DONE) {
             freeaddrinfo(addresses);
@@ -444,17 +455,16 @@ int main(int argc, char **argv)
 #ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN); /* a send() to a closed connection fails with EPIPE instead */
 #endif
-    /* The session lives in main, not in converse(): on Windows the stdin thread may
-     * still be blocked reading it when converse() returns. */
-    struct session session;
-    memset(&session, 0, sizeof session);
+    /* Static, so it lasts until the process ends: on Windows the stdin thread may still
+     * be blocked reading stdin, holding a pointer to it, when converse() returns. */
+    static struct session session;
     session.server = connect_to_server(host, port, timeout_ms);
     session.last_typed = '\n';
     lab_line_reader_init(&session.replies);
 #ifdef _WIN32
     lab_mutex_init(&session.told_server_lock);
 #endif
-    int status = converse(&session);
-    lab_close(session.server);
-    return status;
+    /* No close: the end of the process closes the socket, after the stdin thread is
+     * gone (on Windows it may still be about to use it). */
+    return converse(&session);
 }
