@@ -11,7 +11,8 @@ Which programs run (first match wins; see docs/instructors.md):
   LAB_BUILD_DIR           the build tree (CTest sets it): BUILD/lessons/NN-slug/server
   LAB_EMULATOR            a command put before each program, e.g. "wine" (CTest sets it
                           for the windows preset); a program ending in .py runs with Python
-  LAB_TIMEOUT_SCALE       multiplies every deadline (default 1; 4 under an emulator)
+  LAB_TIMEOUT_SCALE       multiplies every deadline (default 1; 2 with a sanitizer build,
+                          4 under an emulator)
 """
 
 import os
@@ -49,7 +50,7 @@ def under_emulator():
 
 
 def timeout_scale():
-    default = "4" if under_emulator() else "1"
+    default = "4" if under_emulator() else "2" if sanitizer() else "1"
     return float(os.environ.get("LAB_TIMEOUT_SCALE", default))
 
 
@@ -631,6 +632,33 @@ class HostileClientChecks:
         connection.send(b"half a li")
         connection.reset()
         self.assert_next_client_served()
+
+    def test_answers_to_a_client_that_has_gone_do_not_kill_the_server(self):
+        # The queued client sends lines and closes cleanly before the server reads them.
+        # The server's first answer meets a closed socket (RST comes back); its second
+        # send() then raises SIGPIPE, which ends the process unless it is ignored.
+        first = self.connect(self.server)
+        first.send_line("keep the server busy")
+        first.expect_line("keep the server busy")
+        queued = self.connect(self.server)
+        queued.send(b"an answer nobody reads\n" * 40)
+        queued.close()
+        first.close()
+        self.server.stdout.expect(r"^client connected from .*$")  # the queued one
+        self.assert_next_client_served()
+        self.assertTrue(self.server.running())
+
+    def test_clients_that_close_without_reading_do_not_kill_the_server(self):
+        # Each client sends lines and closes before any answer: the server's first answer
+        # meets a closed socket and brings back RST, and a send() after that raises
+        # SIGPIPE - fatal unless ignored (lesson 03's policy).
+        for _ in range(5):
+            gone = self.connect(self.server)
+            gone.send(b"an answer nobody reads\n" * 200)
+            gone.close()
+            time.sleep(0.3)  # pace: one departed client at a time
+        self.assert_next_client_served()
+        self.assertTrue(self.server.running())
 
     def test_a_line_without_end_is_cut_off_at_the_limit_not_stored(self):
         # Memory per client is bounded: the answer comes as soon as the limit is passed,

@@ -15,8 +15,9 @@ import threading
 import time
 import unittest
 
-from labtest import (CommandLineChecks, LabTestCase, MutationChecks, TOO_LONG_REPLY, command_for,
-                     cpu_seconds, peer_path, program_path, scaled, under_emulator)
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, MutationChecks,
+                     TOO_LONG_REPLY, command_for, cpu_seconds, peer_path, program_path, scaled,
+                     under_emulator)
 
 LESSON = "06-nonblocking-client"
 
@@ -115,6 +116,15 @@ def echo_until_end(sock):
         if not chunk:
             return
         sock.sendall(chunk)
+
+
+def voluntary_switches(pid):
+    """How often the process's main thread has gone to sleep (from /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc/%d/status" % pid)
 
 
 class ConnectTests(LabTestCase):
@@ -270,9 +280,14 @@ class ResponsivenessTests(LabTestCase):
         client.write(b"ready\n")
         client.stdout.expect(r"^ready$", 3, "the client's stdout")
         before = cpu_seconds(client.pid)
+        wakeups_before = voluntary_switches(client.pid)
         time.sleep(1.0)  # a claim of idling: measure CPU use over one second
         used = cpu_seconds(client.pid) - before
+        wakeups = voluntary_switches(client.pid) - wakeups_before
         self.assertLess(used, 0.05, "an idle client should sleep in select()")
+        # A client that wakes every 20 ms to look burns little CPU but wakes 50 times a
+        # second; one blocked in select() without a timeout does not wake at all.
+        self.assertLess(wakeups, 10, "woke %d times in a second while idle" % wakeups)
         client.close_stdin()
         self.assertEqual(client.wait(), 0)
 
@@ -406,6 +421,11 @@ class ServerTests(LabTestCase):
         server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
         server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
         self.assertTrue(server.running())
+
+
+class HostileClientTests(HostileClientChecks, LabTestCase):
+    """The lesson's server keeps lesson 03's promises to the clients after a hostile one."""
+    LESSON = LESSON
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):

@@ -3,7 +3,7 @@ import os
 import re
 import socket
 
-from labtest import (CommandLineChecks, LabTestCase, MutationChecks, TOO_LONG_REPLY,
+from labtest import (CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks, TOO_LONG_REPLY,
                      cpu_seconds, open_descriptor_count, program_path, sanitizer,
                      thread_count, under_emulator, wait_until)
 
@@ -210,6 +210,14 @@ class HostileClientTests(LabTestCase):
         newcomer.send_line("next")
         newcomer.expect_line("next")
         newcomer.close()
+
+    def test_a_line_without_end_is_cut_off_at_the_limit_not_stored(self):
+        connection = self.connect(self.server)
+        connection.send(b"m" * (LINE_MAX * 5))
+        connection.expect_line(TOO_LONG_REPLY)
+        connection.send(b"m" * 1000 + b"\nafter\n")
+        connection.expect_line("after")
+        self.assert_healthy()
 
     def test_reset_in_the_middle_of_a_line(self):
         connection = self.connect(self.server)

@@ -12,8 +12,8 @@
  *     the accept loop and in every thread, so only while holding client_count_lock;
  *   - a thread that cannot start costs one client, never the server;
  *   - out of descriptors (lab_error_is_out_of_descriptors), the accept loop pauses and
- *     tries again instead of
- *     ending as lesson 03's does: here the threads give descriptors back as clients leave.
+ *     tries again instead of ending as lesson 03's does: here the threads give
+ *     descriptors back as their clients leave.
  * lab_listen() is lesson 03's getaddrinfo/SO_REUSEADDR/bind/listen, now in common/.
  *
  * Run:    build/lessons/07-thread-per-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
