@@ -110,6 +110,10 @@ class AddressTests(LabTestCase):
         self.assertRegex(out[0], r"^connected to (127\.0\.0\.1|\[::1\]):%d$" % server.port)
 
     def test_a_restarted_server_binds_at_once_despite_time_wait(self):
+        if under_emulator():
+            self.skipTest("a program killed under Wine leaves its sockets to wineserver, which "
+                          "closes them when it notices, so the server's side cannot be made "
+                          "to close first on cue; checked natively")
         server = self.start_server()
         port = server.port
         connection = self.connect(server)
@@ -118,10 +122,9 @@ class AddressTests(LabTestCase):
         server.kill()  # the server's side closes first, so its port enters TIME_WAIT
         connection.expect_eof()
         connection.close()
-        if not under_emulator():
-            with socket.socket() as plain:  # without SO_REUSEADDR the bind fails: proof
-                with self.assertRaises(OSError, msg="expected TIME_WAIT to hold the port"):
-                    plain.bind(("127.0.0.1", port))
+        with socket.socket() as plain:  # without SO_REUSEADDR the bind fails: proof
+            with self.assertRaises(OSError, msg="expected TIME_WAIT to hold the port"):
+                plain.bind(("127.0.0.1", port))
         restarted = self.start_server([str(port)])
         self.assertEqual(restarted.port, port)
         connection = self.connect(restarted)
