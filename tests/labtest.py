@@ -607,6 +607,33 @@ class MutationChecks(unittest.TestCase):
                              "test %s should fail against %s" % (name, programs))
 
 
+class OneAtATimeChecks:
+    """Mix into a lesson's test class (before LabTestCase): a server that serves one client
+    at a time makes the next one wait, then serves it, and goes on for ever."""
+
+    def test_a_second_client_waits_until_the_first_leaves_then_is_served(self):
+        server = self.start_server()
+        first = self.connect(server)
+        first.send_line("first")
+        first.expect_line("first")
+        second = self.connect(server)  # the kernel completes the handshake (backlog)...
+        second.send_line("second")
+        second.expect_silence(0.5)  # ...but nobody reads it while the first is served
+        first.close()
+        second.expect_line("second")
+        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
+        server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
+
+    def test_serves_many_clients_one_after_another(self):
+        server = self.start_server()
+        for number in range(30):
+            connection = self.connect(server)
+            connection.send_line("client %d" % number)
+            connection.expect_line("client %d" % number)
+            connection.close()
+        self.assertTrue(server.running())
+
+
 class HostileClientChecks:
     """Mix into a lesson's test class (before LabTestCase): what no client may do to a
     server that serves clients one after another - the next client is always served."""

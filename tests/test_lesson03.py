@@ -2,7 +2,7 @@
 import socket
 import time
 
-from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase,
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, OneAtATimeChecks,
                      OutOfDescriptorsCheck, TOO_LONG_REPLY, under_emulator)
 
 LESSON = "03-iterative-server"
@@ -17,31 +17,9 @@ def ipv6_loopback_works():
         return False
 
 
-class IterativeTests(LabTestCase):
+class IterativeTests(OneAtATimeChecks, LabTestCase):
     """One client at a time, for ever: the next one waits, then is served."""
     LESSON = LESSON
-
-    def test_a_second_client_waits_until_the_first_leaves_then_is_served(self):
-        server = self.start_server()
-        first = self.connect(server)
-        first.send_line("first")
-        first.expect_line("first")
-        second = self.connect(server)  # the kernel completes the handshake (backlog)...
-        second.send_line("second")
-        second.expect_silence(0.5)  # ...but nobody reads it while the first is served
-        first.close()
-        second.expect_line("second")
-        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
-        server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
-
-    def test_serves_many_clients_one_after_another(self):
-        server = self.start_server()
-        for number in range(30):
-            connection = self.connect(server)
-            connection.send_line("client %d" % number)
-            connection.expect_line("client %d" % number)
-            connection.close()
-        self.assertTrue(server.running())
 
     def test_the_client_program_talks_to_it(self):
         server = self.start_server()

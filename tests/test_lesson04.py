@@ -3,8 +3,8 @@ import socket
 import time
 
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LINE_MAX,
-                     MutationChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY, peer_path,
-                     program_path, under_emulator)
+                     MutationChecks, OneAtATimeChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY,
+                     peer_path, program_path, under_emulator)
 from polling import (PollIntervalArgumentCheck, PollIntervalChecks, blocked_call_samples,
                      describe_difference, idle_cpu_share, numbered_lines,
                      push_without_reading, sleep_syscalls, wait_readable)
@@ -112,31 +112,9 @@ class HostileClientTests(HostileClientChecks, LabTestCase):
         self.assertTrue(self.server.running())
 
 
-class OneAtATimeTests(LabTestCase):
+class OneAtATimeTests(OneAtATimeChecks, LabTestCase):
     """Like lesson 03, one client is served at a time: the next one waits in the backlog."""
     LESSON = LESSON
-
-    def test_a_second_client_waits_until_the_first_leaves_then_is_served(self):
-        server = self.start_server()
-        first = self.connect(server)
-        first.send_line("first")
-        first.expect_line("first")
-        second = self.connect(server)
-        second.send_line("second")
-        second.expect_silence(0.5)  # non-blocking, yet the loop serves only the first
-        first.close()
-        second.expect_line("second")
-        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
-        server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
-
-    def test_serves_many_clients_one_after_another(self):
-        server = self.start_server()
-        for number in range(20):
-            connection = self.connect(server)
-            connection.send_line("client %d" % number)
-            connection.expect_line("client %d" % number)
-            connection.close()
-        self.assertTrue(server.running())
 
     def test_the_client_program_talks_to_it(self):
         server = self.start_server()
