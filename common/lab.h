@@ -11,7 +11,7 @@
  *              client served, the command line as strings             taught in lesson 03
  *   nonblock   non-blocking mode, would-block errors, output buffer,
  *              one non-blocking echo client's round                   taught in lesson 04
- *   thread     detached threads and a mutex                           taught in lesson 07
+ *   thread     detached threads and a mutex                           taught in lesson 06
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
  * static: a connection's state lives in a struct the lesson owns.

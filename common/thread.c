@@ -1,5 +1,5 @@
 /*
- * thread.c - one way to start a thread and lock a mutex on POSIX and Windows (lesson 07).
+ * thread.c - one way to start a thread and lock a mutex on POSIX and Windows (lesson 06).
  */
 #include "lab.h"
 

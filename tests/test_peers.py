@@ -23,7 +23,7 @@ def resident_kib(pid):
     return None
 
 
-CLIENT_LESSONS = ("02-byte-streams", "03-iterative-server", "06-nonblocking-client")
+CLIENT_LESSONS = ("02-byte-streams", "03-iterative-server", "09-nonblocking-client")
 
 
 class PeerChecks:

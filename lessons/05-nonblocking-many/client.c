@@ -3,10 +3,10 @@
  *
  * This lesson changes only the server. Start several of these clients in several terminals
  * at once: each is answered while the others stay connected, where lesson 04 made them
- * wait their turn. Lesson 06 makes the client non-blocking too.
+ * wait their turn. Lesson 09 makes the client non-blocking too.
  *
  * Run:    build/lessons/05-nonblocking-many/client [HOST [PORT]]   (default 127.0.0.1 5050)
- * Before: 04-nonblocking-server.    Next: 06-nonblocking-client.
+ * Before: 04-nonblocking-server.    Next: 06-thread-per-client.
  */
 #include "lab.h"
 

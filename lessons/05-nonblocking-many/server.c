@@ -9,7 +9,7 @@
  *     come and go never skips one (the seed removed items from the list it was walking);
  *   - a full table answers a newcomer "error: server full" and closes it;
  *   - the same pause after an idle round as lesson 04, and the same trade: CPU burnt
- *     while idle against delay added to replies. Lesson 09 (select) ends that trade.
+ *     while idle against delay added to replies. Lesson 08 (select) ends that trade.
  * What lesson 04 taught about one client now comes from common/: its state is a
  * struct lab_echo_client and lab_echo_round() gives it one turn (answer, receive, answer,
  * send, each only as far as it goes without waiting), with lab_set_nonblocking and
@@ -17,7 +17,7 @@
  *
  * Run:    build/lessons/05-nonblocking-many/server [PORT [BIND-ADDRESS [POLL-MS]]]
  *         (default 5050 127.0.0.1 10), e.g. server 5050 127.0.0.1 200
- * Before: 04-nonblocking-server.    Next: 06-nonblocking-client.
+ * Before: 04-nonblocking-server.    Next: 06-thread-per-client.
  */
 #include "lab.h"
 

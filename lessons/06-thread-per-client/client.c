@@ -1,5 +1,5 @@
 /*
- * Lesson 07 - thread per client: the echo client, the same as lesson 03's by design.
+ * Lesson 06 - thread per client: the echo client, the same as lesson 03's by design.
  *
  * Threads are the server's business; a client cannot tell a threaded server from an
  * iterative one except that it is served at once. So this is lesson 03's client, with
@@ -7,8 +7,8 @@
  * Start several of them in several terminals: every one is answered while the others
  * are still connected (lesson 03's server would answer only the first).
  *
- * Run:    build/lessons/07-thread-per-client/client [HOST [PORT]]   (default 127.0.0.1 5050)
- * Before: 06-nonblocking-client (same client as 03-iterative-server).    Next: 08-thread-pool.
+ * Run:    build/lessons/06-thread-per-client/client [HOST [PORT]]   (default 127.0.0.1 5050)
+ * Before: 05-nonblocking-many (same client as 03-iterative-server).    Next: 07-thread-pool.
  */
 #include "lab.h"
 

@@ -1,5 +1,5 @@
 /*
- * Lesson 06 - the non-blocking client: a connect with a deadline, and no lock-step.
+ * Lesson 09 - the non-blocking client: a connect with a deadline, and no lock-step.
  *
  * Lesson 03's client waits in two places. Its connect() blocks for as long as the kernel
  * keeps retrying an unanswered handshake (about two minutes on Linux), and its loop sends
@@ -16,9 +16,9 @@
  * Windows' select() takes sockets only, not stdin: there a small thread reads stdin and
  * sends what it reads, and the loop waits for the server alone (README.md says more).
  *
- * Run:    build/lessons/06-nonblocking-client/client [HOST [PORT [TIMEOUT-MS]]]
+ * Run:    build/lessons/09-nonblocking-client/client [HOST [PORT [TIMEOUT-MS]]]
  *         (default 127.0.0.1 5050 5000), e.g. client localhost 5050 1000
- * Before: 05-nonblocking-many.    Next: 07-thread-per-client.
+ * Before: 08-select.    Next: 10-poll.
  */
 #include "lab.h"
 
@@ -58,7 +58,7 @@ static long long now_ms(void)
 }
 
 /* POSIX's fd_set is a bitmap indexed by descriptor: FD_SET() on a descriptor >= FD_SETSIZE
- * writes past its end (lesson 09). So each new socket is checked before any FD_SET();
+ * writes past its end (lesson 08). So each new socket is checked before any FD_SET();
  * Winsock's fd_set is a list of sockets, limited in count, not by value. */
 static void check_fits_select(lab_socket s)
 {

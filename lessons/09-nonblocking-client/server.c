@@ -1,10 +1,10 @@
 /*
- * Lesson 06 - the non-blocking client: its partner, a plain iterative echo server.
+ * Lesson 09 - the non-blocking client: its partner, a plain iterative echo server.
  *
  * This lesson is about the client (client.c). The server is here so that the lesson can be
  * run on its own: it is lesson 03's iterative echo server, serving clients one after
  * another, with its getaddrinfo/SO_REUSEADDR/bind/listen code replaced by lab_listen()
- * from common/ - so it is short, and `diff` against lesson 07's server shows exactly what
+ * from common/ - so it is short, and `diff` against lesson 06's server shows exactly what
  * a thread per client adds. Any echo server of the lab (lessons 02 to 07) or a Python peer
  * from tests/peers/ works with this lesson's client just as well.
  *
@@ -12,8 +12,8 @@
  * being served. The kernel completes the handshake and queues the connection (the listen
  * backlog); accept() comes later. "Connected" is a fact about TCP, not about the program.
  *
- * Run:    build/lessons/06-nonblocking-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
- * Before: 05-nonblocking-many.    Next: 07-thread-per-client.
+ * Run:    build/lessons/09-nonblocking-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
+ * Before: 08-select.    Next: 10-poll.
  */
 #include "lab.h"
 

@@ -1,5 +1,5 @@
 /*
- * Lesson 07 - thread per client: every accepted client gets a thread of its own.
+ * Lesson 06 - thread per client: every accepted client gets a thread of its own.
  *
  * Shows the one change that lets lesson 03's iterative server serve clients at the same
  * time: the accept loop no longer serves the client itself; it hands the client to a new
@@ -16,9 +16,9 @@
  *     descriptors back as their clients leave.
  * lab_listen() is lesson 03's getaddrinfo/SO_REUSEADDR/bind/listen, now in common/.
  *
- * Run:    build/lessons/07-thread-per-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
- * Before: 06-nonblocking-client (diff against 03-iterative-server to see this lesson's idea).
- * Next:   08-thread-pool.
+ * Run:    build/lessons/06-thread-per-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
+ * Before: 05-nonblocking-many (diff against 03-iterative-server to see this lesson's idea).
+ * Next:   07-thread-pool.
  */
 #include "lab.h"
 

@@ -1,0 +1,490 @@
+"""Lesson 09 - the non-blocking client: the claims of lessons/09-nonblocking-client/README.md.
+
+The connect timeout's accuracy is measured, not only tested:
+    LAB_BUILD_DIR=build python3 tests/test_lesson09.py measure [RUNS]
+(add LAB_EMULATOR=wine and a Windows build directory for the .exe), and so is how long
+lesson 03's blocking client waits instead (minutes):
+    LAB_BUILD_DIR=build python3 tests/test_lesson09.py measure-blocking"""
+import os
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, MutationChecks,
+                     TOO_LONG_REPLY, command_for, cpu_seconds, peer_path, program_path, scaled,
+                     under_emulator)
+
+LESSON = "09-nonblocking-client"
+
+# Every echo server the client must work with; own=False paths, so all of them are required.
+ECHO_LESSONS = ("02-byte-streams", "03-iterative-server", "04-nonblocking-server",
+                "05-nonblocking-many", "06-thread-per-client")
+
+
+def ipv6_loopback_works():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class UnansweredListener:
+    """A port where a connect() can never complete: a listener with backlog 0 that never
+    accepts, whose queue is filled first. Linux then drops further SYNs without an answer,
+    so a client's handshake stays in SYN-SENT until it gives up. Use with "with"."""
+
+    PROBE_SECONDS = 0.5
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.fillers = []
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        for _ in range(16):
+            if not self._connect_completes():
+                return  # the precondition: a plain non-blocking connect hangs here
+        self.close()
+        raise unittest.SkipTest("every connect to a full, never-accepting listener completed "
+                                "within %.1fs on this system, so a connect that cannot "
+                                "complete cannot be staged" % self.PROBE_SECONDS)
+
+    def _connect_completes(self):
+        probe = socket.socket()
+        self.fillers.append(probe)  # kept open: a completed one holds its place in the queue
+        probe.setblocking(False)
+        if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+            return True
+        writable = select.select([], [probe], [], self.PROBE_SECONDS)[1]
+        return bool(writable)
+
+    def close(self):
+        for sock in self.fillers:
+            sock.close()
+        self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+
+
+class ScriptedServer:
+    """A one-client server the test scripts itself: behaviour(sock) runs on a helper thread
+    (its failures fail the test) once the client has connected."""
+
+    def __init__(self, test, behaviour, receive_buffer=None):
+        self.listener = socket.socket()
+        test.addCleanup(self.listener.close)
+        if receive_buffer:  # set before listen(): accepted sockets inherit it
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(scaled(10))
+        self.port = self.listener.getsockname()[1]
+        test.in_thread(self._serve, behaviour)
+
+    def _serve(self, behaviour):
+        sock, _ = self.listener.accept()
+        with sock:
+            sock.settimeout(scaled(4))  # a correct client needs milliseconds; a wrong one
+            behaviour(sock)             # must not keep the test waiting long
+
+
+def receive_lines(sock, count):
+    """Receives until count lines have come; returns the bytes, or None if the peer closed."""
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def echo_until_end(sock):
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        sock.sendall(chunk)
+
+
+def voluntary_switches(pid):
+    """How often the process's main thread has gone to sleep (from /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc/%d/status" % pid)
+
+
+class ConnectTests(LabTestCase):
+    """connect() with a deadline: a refusal reported at once, a silence given up on in time."""
+    LESSON = LESSON
+
+    def test_a_refused_port_fails_at_once_with_a_clear_error(self):
+        port = self.free_port()
+        # A long timeout: a client that missed the refusal would wait all of it.
+        client = self.start_client(["127.0.0.1", str(port), "60000"], b"hello\n")
+        started = time.monotonic()
+        status = client.wait(2.0)  # a refusal needs no timeout to be seen
+        elapsed = time.monotonic() - started
+        message = client.stderr.text()
+        self.assertEqual(status, 1, "stderr: %s" % message)
+        self.assertIn("client: connect 127.0.0.1:%d: " % port, message)
+        self.assertNotIn("timed out", message)
+        if not under_emulator():
+            self.assertIn("Connection refused", message)
+        # Writability alone is not success: a client that skipped SO_ERROR would go on as
+        # if connected, and fail later in send or recv.
+        self.assertEqual(client.stdout.lines, [], "nothing is printed before a connection")
+        self.assertLess(elapsed, scaled(2))
+
+    def test_a_connect_that_cannot_complete_gives_up_at_the_timeout(self):
+        with UnansweredListener() as unanswered:
+            client = self.start_client(["127.0.0.1", str(unanswered.port), "1000"],
+                                       keep_stdin_open=True)
+            started = time.monotonic()
+            # A client blocking in connect() waits for the kernel's SYN retries (about two
+            # minutes on Linux) and fails here; the bound is one second plus generous slack.
+            status = client.wait(1.0 + 1.0)
+            elapsed = time.monotonic() - started
+        message = client.stderr.text()
+        self.assertEqual(status, 1, "stderr: %s" % message)
+        self.assertIn("client: connect 127.0.0.1:%d: timed out after 1000 ms" % unanswered.port,
+                      message)
+        self.assertEqual(client.stdout.lines, [])
+        self.assertGreaterEqual(elapsed, 0.9, "it must not give up before the timeout")
+        self.assertLess(elapsed, 1.0 + scaled(1.0))
+
+    def test_the_default_timeout_is_documented(self):
+        status, out, err = self.run_program(self.program("client"), ["--help"])
+        self.assertEqual(status, 0)
+        self.assertEqual(out[0], "usage: client [HOST [PORT [TIMEOUT-MS]]]")
+        self.assertIn("default 5000", "\n".join(out))
+
+    def test_a_bad_timeout_is_a_usage_error(self):
+        for value in ("0", "abc", "-5", "3600001", "99999999"):
+            status, out, err = self.run_program(self.program("client"),
+                                                ["127.0.0.1", "5050", value])
+            self.assertEqual(status, 2, "timeout %r should be refused" % value)
+            self.assertIn("'%s'" % value, "\n".join(err))
+
+    def test_ipv6_loopback(self):
+        if not ipv6_loopback_works():
+            self.skipTest("this machine has no IPv6 loopback")
+        server = self.start_server(["0", "::1"])
+        status, out, err = self.run_program(self.program("client"),
+                                            ["::1", str(server.port), "2000"], b"six\n")
+        self.assertEqual((status, out), (0, ["connected to [::1]:%d" % server.port, "six"]),
+                         "stderr: %s" % err)
+
+    def test_localhost_works_whichever_address_it_resolves_to(self):
+        server = self.start_server(["0", "localhost"])
+        status, out, err = self.run_program(self.program("client"),
+                                            ["localhost", str(server.port)], b"by name\n")
+        self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
+
+
+class DescriptorLimitTests(LabTestCase):
+    LESSON = LESSON
+
+    def test_a_socket_beyond_fd_setsize_is_refused_before_any_fd_set(self):
+        # A wrapper takes descriptors 3 to 1099 and then runs the client, so its socket is
+        # at least 1100: FD_SET() on it would write past the fd_set (FD_SETSIZE is 1024).
+        self.require_linux_proc()
+        server = self.start_server(path=peer_path("seed_threaded_server.py"))
+        wrapper = ("import os, resource, sys\n"
+                   "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+                   "resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))\n"
+                   "for _ in range(1097):\n"
+                   "    os.set_inheritable(os.open(os.devnull, os.O_RDONLY), True)\n"
+                   "os.execv(sys.argv[1], sys.argv[1:])\n")
+        status, out, err = self.run_program(sys.executable, [
+            "-c", wrapper, self.program("client"), "127.0.0.1", str(server.port)], b"hi\n")
+        self.assertEqual(status, 1, "stderr: %s" % err)
+        self.assertEqual(out, [], "nothing is sent or printed")
+        self.assertRegex("\n".join(err), r"client: descriptor \d+ is too big for select\(\)")
+
+
+class EchoServerTests(LabTestCase):
+    """The same client works with every echo server of the lab and with the Python peers."""
+    LESSON = LESSON
+
+    def check_client_with(self, server):
+        lines = [b"first", b"second line", b"", b"a" * 2000, b"last"]
+        status, out, err = self.run_program(self.program("client"),
+                                            [server.host, str(server.port)],
+                                            b"\n".join(lines) + b"\n")
+        self.assertEqual(status, 0, "stderr: %s" % err)
+        self.assertEqual(out, ["connected to %s:%d" % (server.host, server.port), "first",
+                               "second line", "", TOO_LONG_REPLY.decode(), "last"])
+
+    def test_with_this_lessons_server(self):
+        self.check_client_with(self.start_server())
+
+    def test_with_lesson02_server(self):
+        self.check_client_with(self.start_server(lesson=ECHO_LESSONS[0]))
+
+    def test_with_lesson03_server(self):
+        self.check_client_with(self.start_server(lesson=ECHO_LESSONS[1]))
+
+    def test_with_lesson04_server(self):
+        self.check_client_with(self.start_server(lesson=ECHO_LESSONS[2]))
+
+    def test_with_lesson05_server(self):
+        self.check_client_with(self.start_server(lesson=ECHO_LESSONS[3]))
+
+    def test_with_lesson07_server(self):
+        self.check_client_with(self.start_server(lesson=ECHO_LESSONS[4]))
+
+    def test_with_the_seeds_threaded_python_server(self):
+        self.check_client_with(self.start_server(path=peer_path("seed_threaded_server.py")))
+
+    def test_with_the_seeds_non_blocking_python_server(self):
+        self.check_client_with(self.start_server(path=peer_path("seed_nonblocking_server.py")))
+
+
+class ResponsivenessTests(LabTestCase):
+    """No lock-step: input goes out as it comes, answers print as they come."""
+    LESSON = LESSON
+
+    def start_client_to(self, port):
+        return self.start_client(["127.0.0.1", str(port)], keep_stdin_open=True)
+
+    def test_an_answer_is_printed_while_input_stays_open(self):
+        server = self.start_server()
+        client = self.start_client_to(server.port)
+        client.write(b"first\n")
+        client.stdout.expect(r"^first$", 3, "the client's stdout")
+        client.write(b"second\n")
+        client.stdout.expect(r"^second$", 3, "the client's stdout")
+        self.assertTrue(client.running(), "input is still open: the client goes on")
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0, "stderr:\n%s" % client.stderr.text())
+
+    def test_a_waiting_client_sleeps_in_select_and_uses_no_cpu(self):
+        # The seed's client polled with Sleep(); a spinning loop would burn a whole CPU.
+        self.require_linux_proc()
+        server = self.start_server()
+        client = self.start_client_to(server.port)
+        client.write(b"ready\n")
+        client.stdout.expect(r"^ready$", 3, "the client's stdout")
+        before = cpu_seconds(client.pid)
+        wakeups_before = voluntary_switches(client.pid)
+        time.sleep(1.0)  # a claim of idling: measure CPU use over one second
+        used = cpu_seconds(client.pid) - before
+        wakeups = voluntary_switches(client.pid) - wakeups_before
+        self.assertLess(used, 0.05, "an idle client should sleep in select()")
+        # A client that wakes every 20 ms to look burns little CPU but wakes 50 times a
+        # second; one blocked in select() without a timeout does not wake at all.
+        self.assertLess(wakeups, 10, "woke %d times in a second while idle" % wakeups)
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0)
+
+    def test_two_lines_typed_at_once_are_both_sent_before_an_answer(self):
+        # This server answers only once it holds two lines. A lock-step client sends one
+        # line, waits for its answer, and so never sends the second: both wait for ever.
+        def answer_in_pairs(sock):
+            both = receive_lines(sock, 2)
+            if both is None:
+                raise AssertionError("the client closed before sending two lines")
+            sock.sendall(both)
+            echo_until_end(sock)
+        server = ScriptedServer(self, answer_in_pairs)
+        client = self.start_client_to(server.port)
+        client.write(b"one\ntwo\n")
+        client.stdout.expect(r"^one$", 3, "the client's stdout")
+        client.stdout.expect(r"^two$", 3, "the client's stdout")
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0, "stderr:\n%s" % client.stderr.text())
+
+    def test_end_of_input_half_closes_and_later_answers_are_still_printed(self):
+        # This server answers nothing until the client has said "no more" (end of stream).
+        # A client that closes its socket at end of input loses the answers; one that never
+        # half-closes waits for ever.
+        def answer_after_end_of_input(sock):
+            data = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            sock.sendall(data)
+        server = ScriptedServer(self, answer_after_end_of_input)
+        status, out, err = self.run_program(self.program("client"),
+                                            ["127.0.0.1", str(server.port)],
+                                            b"alpha\nbeta\nno newline at the end")
+        self.assertEqual(status, 0, "stderr: %s" % err)
+        self.assertEqual(out[1:], ["alpha", "beta", "no newline at the end"])
+        self.join_threads()
+
+    def test_a_server_that_closes_first_is_noticed_while_waiting_for_input(self):
+        # A client blocked reading stdin would see the close only at the next typed line.
+        def answer_one_line_then_close(sock):
+            first = receive_lines(sock, 1)
+            if first is None:
+                raise AssertionError("the client closed before sending a line")
+            sock.sendall(first.split(b"\n")[0] + b"\n")
+        server = ScriptedServer(self, answer_one_line_then_close)
+        client = self.start_client_to(server.port)
+        client.write(b"hello\n")
+        client.stdout.expect(r"^hello$", 3, "the client's stdout")
+        client.stdout.expect(r"^server closed the connection$", 3, "the client's stdout")
+        self.assertEqual(client.wait(5), 1, "a server gone first is a failure")
+
+    def test_an_answer_is_printed_while_output_waits_for_a_full_socket(self):
+        # The server greets, then reads nothing until the test says so: the client's typed
+        # bytes fill the socket and wait in its output buffer. The greeting must still be
+        # printed meanwhile - a client blocked in send() could not print it.
+        # 8 MB: more than the kernel buffers take (Linux grows a send buffer up to 4 MB).
+        typed = b"".join(b"line %06d %s\n" % (number, b"x" * 1000) for number in range(8000))
+        go_on = threading.Event()
+        self.addCleanup(go_on.set)
+
+        def greet_then_stall(sock):
+            sock.sendall(b"greeting\n")
+            if not go_on.wait(scaled(15)):
+                return
+            echo_until_end(sock)
+        server = ScriptedServer(self, greet_then_stall, receive_buffer=4096)
+        client = self.start_client_to(server.port)
+
+        def type_everything():
+            client.write(typed)
+            client.close_stdin()
+        writer = self.in_thread(type_everything)
+        client.stdout.expect(r"^greeting$", 3, "the client's stdout")
+        time.sleep(0.3)  # pace: give the buffers time to fill up
+        # The socket buffers on the way take a few MB, not 8: a client that stops reading
+        # stdin while its output buffer is full leaves the writer blocked. One that went on
+        # reading would hold the rest in memory (or drop it).
+        self.assertTrue(writer.is_alive(), "the client should stop reading its input while "
+                        "the server does not read (socket buffers over %d bytes would also "
+                        "explain this)" % len(typed))
+        go_on.set()
+        self.assertEqual(client.wait(60), 0, "stderr:\n%s" % client.stderr.text())
+        expected = [line.decode() for line in typed.split(b"\n")[:-1]]
+        self.assertEqual(client.stdout.lines[2:], expected, "every line answered, in order")
+
+
+class ServerTests(LabTestCase):
+    """The lesson's server: lesson 03's iterative echo server, written with lab_listen()."""
+    LESSON = LESSON
+
+    def test_a_connection_is_made_before_the_server_accepts_it(self):
+        server = self.start_server()
+        first = self.connect(server)
+        first.send_line("first")
+        first.expect_line("first")
+        client = self.start_client(["127.0.0.1", str(server.port)], keep_stdin_open=True)
+        client.stdout.expect(r"^connected to 127\.0\.0\.1:%d$" % server.port, 5)
+        client.write(b"second\n")
+        time.sleep(0.5)  # a claim of waiting: no answer may come while the first is served
+        self.assertEqual(client.stdout.lines, ["connected to 127.0.0.1:%d" % server.port])
+        first.close()
+        client.stdout.expect(r"^second$", 3, "the client's stdout")
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0)
+
+    def test_hostile_clients_do_not_end_the_server(self):
+        server = self.start_server()
+        self.connect(server).close()
+        reset = self.connect(server)
+        reset.send(b"half a li")
+        reset.reset()
+        long_line = self.connect(server)
+        long_line.send(b"q" * 5000 + b"\nafter\n")
+        long_line.expect_line(TOO_LONG_REPLY)
+        long_line.expect_line("after")
+        long_line.close()
+        silent = self.connect(server)
+        silent.sock.settimeout(0.5)
+        try:
+            while True:
+                silent.sock.send(b"x" * 1000 + b"\n")
+        except socket.timeout:
+            pass  # both buffers full: the server is blocked sending to us
+        silent.reset()
+        last = self.connect(server)
+        last.send_line("next")
+        last.expect_line("next")
+        server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
+        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
+        self.assertTrue(server.running())
+
+
+class HostileClientTests(HostileClientChecks, LabTestCase):
+    """The lesson's server keeps lesson 03's promises to the clients after a hostile one."""
+    LESSON = LESSON
+
+
+class CommandLineTests(CommandLineChecks, LabTestCase):
+    LESSON = LESSON
+
+
+class WrongClientTests(MutationChecks):
+    """The tests fail for a client that blocks in connect() and lock-steps (lesson 03's)."""
+
+    def test_lesson03s_blocking_lock_step_client_fails(self):
+        timeout_test = "test_a_connect_that_cannot_complete_gives_up_at_the_timeout"
+        self.assert_suite_fails(
+            ["test_lesson09.ConnectTests." + timeout_test, "test_lesson09.ResponsivenessTests"],
+            [timeout_test,
+             "test_two_lines_typed_at_once_are_both_sent_before_an_answer",
+             "test_end_of_input_half_closes_and_later_answers_are_still_printed",
+             "test_a_server_that_closes_first_is_noticed_while_waiting_for_input",
+             "test_an_answer_is_printed_while_output_waits_for_a_full_socket"],
+            client=peer_path("broken_blocking_client.py"))
+
+
+# ---- measuring the timeout's accuracy ------------------------------------------------------
+
+def measure(runs=10):
+    """Runs the client against an unanswered port with TIMEOUT-MS 1000 and 250, runs times
+    each, and prints how long it took to give up (process start to exit)."""
+    client = program_path(LESSON, "client")
+    with UnansweredListener() as unanswered:
+        for timeout_ms in (1000, 250):
+            elapsed = []
+            for _ in range(runs):
+                started = time.monotonic()
+                subprocess.run(command_for(client, ["127.0.0.1", str(unanswered.port),
+                                                    str(timeout_ms)]),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+                elapsed.append((time.monotonic() - started) * 1000)
+            print("TIMEOUT-MS %4d: gave up after min %.1f, median %.1f, max %.1f ms (%d runs)"
+                  % (timeout_ms, min(elapsed), statistics.median(elapsed), max(elapsed), runs))
+
+
+def measure_blocking():
+    """Runs lesson 03's blocking client against an unanswered port and prints how long its
+    connect() took to fail (minutes: the kernel's own SYN retries)."""
+    client = program_path("03-iterative-server", "client", own=False)
+    with UnansweredListener() as unanswered:
+        started = time.monotonic()
+        finished = subprocess.run(command_for(client, ["127.0.0.1", str(unanswered.port)]),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, check=False)
+        print("lesson 03's client gave up after %.1f s: %s"
+              % (time.monotonic() - started, finished.stderr.decode().strip()))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WINEDEBUG", "-all")
+    if len(sys.argv) > 1 and sys.argv[1] == "measure":
+        measure(int(sys.argv[2]) if len(sys.argv) > 2 else 10)
+    elif len(sys.argv) > 1 and sys.argv[1] == "measure-blocking":
+        measure_blocking()
+    else:
+        print(__doc__)
