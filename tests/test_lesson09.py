@@ -244,7 +244,7 @@ class EchoServerTests(LabTestCase):
     def test_with_lesson05_server(self):
         self.check_client_with(self.start_server(lesson=ECHO_LESSONS[3]))
 
-    def test_with_lesson07_server(self):
+    def test_with_lesson06_server(self):
         self.check_client_with(self.start_server(lesson=ECHO_LESSONS[4]))
 
     def test_with_the_seeds_threaded_python_server(self):

@@ -56,7 +56,7 @@ class PeerChecks:
     def test_lesson03_client(self):
         self.check_client(CLIENT_LESSONS[1])
 
-    def test_lesson06_client(self):
+    def test_lesson09_client(self):
         self.check_client(CLIENT_LESSONS[2])
 
     # ---- framing (lesson 02's checks)
