@@ -11,6 +11,9 @@
  *              client served, the command line as strings             taught in lesson 03
  *   nonblock   non-blocking mode, would-block errors, output buffer,
  *              one non-blocking echo client's round                   taught in lesson 04
+ *   accept     accept() that names the peer and backs off when out of
+ *              descriptors                                            taught in lessons 03-05
+ *   clients    what a client waits for next, a list of clients        taught in lesson 05
  *   thread     detached threads and a mutex                           taught in lesson 06
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
@@ -213,13 +216,16 @@ int lab_output_append(struct lab_output *output, const void *data, size_t len);
 /* Sends as much as the socket takes now; returns 0 (maybe some left) or -1 on error. */
 int lab_output_flush(struct lab_output *output, lab_socket s);
 
-/* Lesson 04's state of one client of a non-blocking echo server. */
+/* Lesson 04's state of one client of a non-blocking echo server. Its buffers are allocated
+ * only while they hold bytes, so a client that is connected but quiet costs little. */
 struct lab_echo_client {
-    lab_socket socket;            /* LAB_INVALID_SOCKET while nobody is being served */
-    struct lab_line_reader input; /* bytes received but not yet a whole line */
-    struct lab_output output;     /* answers the socket has not taken yet */
-    int input_ended;              /* the client sent EOF: finish its answers, then close */
+    lab_socket socket;             /* LAB_INVALID_SOCKET while nobody is being served */
+    struct lab_line_reader *input; /* part of a line received; NULL while there is none */
+    struct lab_output *output;     /* answers not yet taken by the socket; NULL while none */
+    int input_ended;               /* the client sent EOF: finish its answers, then close */
+    int waiting_for;               /* free for the event loop: what it last asked for */
     char peer[LAB_ADDRESS_TEXT];
+    struct lab_echo_client *previous, *next; /* neighbours in a struct lab_client_list */
 };
 
 /* What one round did for a client. */
@@ -232,9 +238,49 @@ enum lab_round_result {
 /* Empties a client's state for a socket just accepted from peer. */
 void lab_echo_client_init(struct lab_echo_client *client, lab_socket s, const char *peer);
 
-/* One round for a non-blocking client: answer, receive, answer, send, each only as far
- * as it goes without waiting; a line is taken only while its answer fits (backpressure). */
+/* One round for a non-blocking client: answer, receive once, answer, send, each only as
+ * far as it goes without waiting; a line is taken only while its answer fits
+ * (backpressure). Calling it again until it returns LAB_ROUND_IDLE drains the socket: the
+ * last receive then said "would block". Edge-triggered loops must do that. */
 enum lab_round_result lab_echo_round(struct lab_echo_client *client);
+
+/* Closes the client's socket and frees its buffers; the struct can then be reused. */
+void lab_echo_client_close(struct lab_echo_client *client);
+
+/* ---- accept -------------------------------------------------------------------------- */
+
+/* How long lab_accept pauses when no descriptor is left: at most 20 warnings a second. */
+#define LAB_ACCEPT_PAUSE_MS 50
+
+/* Accepts one connection and writes "ADDR:PORT" of the peer into peer. Returns
+ * LAB_INVALID_SOCKET, silently, when a non-blocking listener has nobody waiting; on
+ * other failures warns, and when out of descriptors also pauses LAB_ACCEPT_PAUSE_MS, so
+ * that a loop retrying at once never spins. Never ends the program. */
+lab_socket lab_accept(lab_socket listener, char *peer, size_t peer_size);
+
+/* ---- clients ------------------------------------------------------------------------- */
+
+/* What a client of an event loop waits for next (lab_echo_wants): reading while it may
+ * send more and its answers fit, writing only while answers are pending. */
+enum lab_want { LAB_WANT_READ = 1, LAB_WANT_WRITE = 2, LAB_WANT_BOTH = 3 };
+
+/* What the loop should wait for on this client's socket after a round that kept it. */
+enum lab_want lab_echo_wants(const struct lab_echo_client *client);
+
+/* The clients of an event loop, in the order they arrived; found by pointer, never by
+ * descriptor number (Winsock's SOCKET values are not small integers). */
+struct lab_client_list {
+    struct lab_echo_client *first, *last;
+    size_t count;
+};
+
+/* Allocates a client for a socket just accepted, appends it and prints "client connected
+ * from PEER"; returns it, or NULL (after closing the socket, with a warning) if no memory. */
+struct lab_echo_client *lab_client_add(struct lab_client_list *list, lab_socket s,
+                                       const char *peer);
+
+/* Unlinks a client, closes it, prints "client PEER disconnected" and frees it. */
+void lab_client_remove(struct lab_client_list *list, struct lab_echo_client *client);
 
 /* ---- thread -------------------------------------------------------------------------- */
 

@@ -56,10 +56,8 @@ static struct lab_echo_client *free_slot(struct lab_echo_client *clients)
 
 /* Tells a newcomer that the table is full, and closes it. Its socket is new, so its send
  * buffer is empty and takes these few bytes at once. */
-static void turn_away(lab_socket newcomer, const struct sockaddr *address)
+static void turn_away(lab_socket newcomer, const char *peer)
 {
-    char peer[LAB_ADDRESS_TEXT];
-    lab_address_text(address, peer, sizeof peer);
     if (send(newcomer, SERVER_FULL_REPLY, (int)strlen(SERVER_FULL_REPLY), 0) < 0) {
         lab_warn("send", peer, lab_last_error());
     }
@@ -68,30 +66,22 @@ static void turn_away(lab_socket newcomer, const struct sockaddr *address)
 }
 
 /* Accepts the next waiting connection into a free slot, or turns it away if there is none;
- * returns 1 if a connection was waiting. */
+ * returns 1 if a connection was waiting. lab_accept() is lesson 03's accept(), except that
+ * out of descriptors (EMFILE) it warns and pauses 50 ms instead of ending the server: this
+ * one holds clients whose leaving gives descriptors back. The connection stays queued,
+ * and the clients already here are served between tries. */
 static int accept_client(lab_socket listener, struct lab_echo_client *clients)
 {
-    struct sockaddr_storage client_address;
-    socklen_t client_address_size = sizeof client_address;
-    lab_socket accepted =
-        accept(listener, (struct sockaddr *)&client_address, &client_address_size);
+    char peer[LAB_ADDRESS_TEXT];
+    lab_socket accepted = lab_accept(listener, peer, sizeof peer);
     if (!lab_socket_ok(accepted)) {
-        int error_code = lab_last_error();
-        /* Out of descriptors (EMFILE) too is only a warning here: unlike lesson 03's
-         * server, this one holds clients whose leaving frees descriptors. The connection
-         * stays queued; the round goes on, and the idle pause keeps this from spinning. */
-        if (!lab_error_is_would_block(error_code)) {
-            lab_warn("accept", NULL, error_code); /* e.g. ECONNABORTED: serve on */
-        }
-        return 0;
+        return 0; /* nobody waiting, or a failure lab_accept() has warned about */
     }
     struct lab_echo_client *client = free_slot(clients);
     if (client == NULL) {
-        turn_away(accepted, (struct sockaddr *)&client_address);
+        turn_away(accepted, peer);
         return 1;
     }
-    char peer[LAB_ADDRESS_TEXT];
-    lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
     /* Lesson 04: on Linux an accepted socket does not inherit non-blocking mode. */
     if (lab_set_nonblocking(accepted) != 0) {
         lab_warn("set non-blocking", peer, lab_last_error());
@@ -103,11 +93,10 @@ static int accept_client(lab_socket listener, struct lab_echo_client *clients)
     return 1;
 }
 
-/* Closes the client's socket and frees its slot for a newcomer. */
+/* Closes the client's socket, frees its buffers and its slot for a newcomer. */
 static void drop_client(struct lab_echo_client *client)
 {
-    lab_close(client->socket);
-    client->socket = LAB_INVALID_SOCKET;
+    lab_echo_client_close(client);
     printf("client %s disconnected\n", client->peer);
 }
 
@@ -134,8 +123,8 @@ int main(int argc, char **argv)
     }
     lab_announce_listening(listener);
 
-    /* On the heap: MAX_CLIENTS slots of about 17 KB each would overflow a thread's stack
-     * (1 MB by default on Windows). */
+    /* On the heap, as the table a later lesson grows; each slot allocates its buffers only
+     * while they hold bytes (lab_echo_round), so a quiet client costs about 100 bytes. */
     struct lab_echo_client *clients = calloc(MAX_CLIENTS, sizeof *clients);
     if (clients == NULL) {
         fprintf(stderr, "server: no memory for %d clients\n", MAX_CLIENTS);
