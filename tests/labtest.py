@@ -714,3 +714,54 @@ class OutOfDescriptorsCheck:
             'ulimit -n 4 && exec "$0" 0', self.program("server")])
         self.assertEqual(server.wait(), 1, "the server ends, exit status 1")
         self.assertEqual(server.stderr.lines, ["server: accept: Too many open files"])
+
+
+class AcceptBackoffCheck:
+    """Mix into a multi-client server's test class: out of descriptors, accept() pauses
+    between tries (lab_accept: at most about 20 warnings a second, no CPU burnt), the
+    clients already connected are served on, and a client leaving lets the next one in."""
+
+    def test_out_of_descriptors_accept_backs_off_and_the_others_are_served(self):
+        self.require_linux_proc()
+        try:
+            import resource
+            prlimit = resource.prlimit
+        except (ImportError, AttributeError):
+            self.skipTest("needs resource.prlimit (Linux)")
+        server = self.start_server()
+        warm_up = self.connect(server)  # threads a server starts lazily exist after this
+        warm_up.send_line("warm up")
+        warm_up.expect_line("warm up")
+        pid = server.pid
+        with_warm_up = open_descriptor_count(pid)
+        warm_up.close()
+        wait_until(lambda: open_descriptor_count(pid) < with_warm_up, 10,
+                   "the warm-up client's socket to close")
+        descriptors = [int(name) for name in os.listdir("/proc/%d/fd" % pid)]
+        limit = max(descriptors) + 3  # room for two more sockets, once holes are filled
+        soft, hard = prlimit(pid, resource.RLIMIT_NOFILE)
+        prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
+        self.addCleanup(lambda: server.running() and prlimit(pid, resource.RLIMIT_NOFILE,
+                                                            (soft, hard)))
+        served = [self.connect(server) for _ in range(limit - len(descriptors))]
+        for number, connection in enumerate(served):
+            connection.send_line("served %d" % number)
+            connection.expect_line("served %d" % number)
+        waiting = self.connect(server)  # the kernel queues it; accept() has no descriptor
+        waiting.send_line("waiting")
+        server.stderr.expect(r"^server: accept: Too many open files$",
+                             what="the server's stderr")
+        cpu_before = cpu_seconds(pid)
+        warnings_before = len(server.stderr.lines)
+        waiting.expect_silence(1.0)
+        cpu_used = cpu_seconds(pid) - cpu_before
+        warnings = len(server.stderr.lines) - warnings_before
+        self.assertLess(warnings, 30, "accept() must pause between tries: %d warnings in 1 s"
+                        % warnings)
+        self.assertLess(cpu_used, 0.3, "accept() must pause between tries: %.2f s of CPU in 1 s"
+                        % cpu_used)
+        served[-1].send_line("still served")  # while the server is out of descriptors
+        served[-1].expect_line("still served")
+        served[0].close()  # a descriptor comes back
+        waiting.expect_line("waiting")
+        self.assertTrue(server.running(), "stderr:\n%s" % server.stderr.text())

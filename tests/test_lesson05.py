@@ -3,7 +3,7 @@ import select
 import socket
 import time
 
-from labtest import (CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks,
+from labtest import (AcceptBackoffCheck, CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks,
                      TOO_LONG_REPLY, open_descriptor_count, peer_path,
                      program_path, sanitizer, scaled, thread_count, wait_until)
 from polling import (PollIntervalArgumentCheck, PollIntervalChecks, describe_difference,
@@ -194,7 +194,7 @@ class EchoTests(LabTestCase):
                                              "one", "two"]), "stderr: %s" % err)
 
 
-class ResourceTests(LabTestCase):
+class ResourceTests(AcceptBackoffCheck, LabTestCase):
     """One thread, and no descriptor outlives its client (Linux /proc)."""
     LESSON = LESSON
 
