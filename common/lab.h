@@ -27,7 +27,10 @@
 #ifdef _WIN32
 #include <winsock2.h>
 #include <ws2tcpip.h>
+/* WSAPoll takes the same struct pollfd, POLLIN and POLLOUT as POSIX poll() (lesson 10). */
+#define poll WSAPoll
 #else
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>

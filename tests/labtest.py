@@ -421,6 +421,7 @@ class LabTestCase(unittest.TestCase):
 
     LESSON = None
     LINUX_ONLY = False
+    SERVER_ARGS = ("0",)  # what start_server() passes when a test names no arguments
 
     def setUp(self):
         if self.LINUX_ONLY and (under_emulator() or not sys.platform.startswith("linux")):
@@ -450,8 +451,11 @@ class LabTestCase(unittest.TestCase):
         """Path of this lesson's (or another lesson's) server or client."""
         return program_path(lesson or self.LESSON, role, own=lesson in (None, self.LESSON))
 
-    def start_server(self, args=("0",), lesson=None, path=None, **options):
-        """Starts a server (port 0 unless args say otherwise) and waits until it listens."""
+    def start_server(self, args=None, lesson=None, path=None, **options):
+        """Starts a server (SERVER_ARGS, port 0, unless args say otherwise) and waits until
+        it listens."""
+        if args is None:
+            args = self.SERVER_ARGS if lesson in (None, self.LESSON) else ("0",)
         path = path or self.program("server", lesson)
         server = self._track(lambda: Server(command_for(path, args), **options))
         return server

@@ -1,0 +1,205 @@
+"""eventloop - the claims every event-loop server makes (lessons 08 select, 10 poll, 11 epoll).
+
+Mix EventLoopChecks into a lesson's test class (before LabTestCase) and set WAIT_CALLS to
+the names of the system calls its loop sleeps in. Each test names one claim of the guides:
+one thread serves everybody; while nobody talks the thread sleeps in its waiting call and
+uses no CPU; an answer comes without a polling delay; silent, half-line and non-reading
+clients stall nobody; a burst bigger than one read is answered without more input (the
+"call the round until it reports idle" rule, which edge-triggered loops depend on); a
+client's answers wait, bounded, while it does not read, and none is lost.
+"""
+import platform
+import socket
+import time
+
+from labtest import (LINE_MAX, TOO_LONG_REPLY, open_descriptor_count, sanitizer, scaled,
+                     thread_count, wait_until)
+from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
+                     push_without_reading, round_trip_times, wait_readable)
+
+CONNECTED = r"^client connected from 127\.0\.0\.1:\d+$"
+DISCONNECTED = r"^client 127\.0\.0\.1:\d+ disconnected$"
+PUSHED_BYTES = 12 * 1024 * 1024  # well beyond what loopback's socket buffers hold
+
+# System call numbers of the calls an event loop may sleep in (glibc picks among them).
+WAIT_SYSCALL_NUMBERS = {
+    "x86_64": {"select": {23, 270}, "poll": {7, 271}, "epoll_wait": {232, 281, 441}},
+    "aarch64": {"select": {72}, "poll": {73}, "epoll_wait": {22, 441}},
+}
+
+
+def connect_many(test, server, count):
+    """Opens count connections and waits until the server has printed each arrival."""
+    connections = [test.connect(server) for _ in range(count)]
+    for _ in connections:
+        server.stdout.expect(CONNECTED)
+    return connections
+
+
+def echo_rounds(connections, rounds=1, tag="client"):
+    """Every connection sends a line, then every answer is read, last connection first:
+    all of them wait at the same time, and an answer on the wrong socket is caught."""
+    for round_number in range(rounds):
+        for number, connection in enumerate(connections):
+            connection.send_line("%s %d round %d" % (tag, number, round_number))
+        for number in reversed(range(len(connections))):
+            connections[number].expect_line("%s %d round %d" % (tag, number, round_number))
+
+
+def fill_without_reading(connection):
+    """Sends lines without reading answers until every buffer between us is full; returns
+    the bytes sent (the server must stop reading a client that does not read)."""
+    connection.sock.settimeout(0.5)
+    sent = 0
+    try:
+        while sent < 64 * 1024 * 1024:
+            sent += connection.sock.send(b"n" * 1000 + b"\n")
+    except socket.timeout:
+        pass
+    return sent
+
+
+class EventLoopChecks:
+    """One thread, sleeping in WAIT_CALLS until a socket is ready, serves every client."""
+
+    WAIT_CALLS = ()
+
+    def test_one_thread_serves_fifty_clients_at_once(self):
+        self.require_linux_proc()
+        server = self.start_server()
+        connections = connect_many(self, server, 50)
+        echo_rounds(connections, rounds=2)
+        allowed = 1 + (1 if sanitizer() == "thread" else 0)  # TSan may start a helper
+        self.assertLessEqual(thread_count(server.pid), allowed,
+                             "50 clients connected: the server has %d threads"
+                             % thread_count(server.pid))
+
+    def test_while_idle_it_sleeps_in_its_waiting_call_and_uses_no_cpu(self):
+        # With 100 clients connected and silent the loop must sleep in select/poll/epoll
+        # with no timeout: a loop that asks for writability with nothing to write (or
+        # polls) is woken at once, every round, and burns a core.
+        self.require_linux_proc()
+        server = self.start_server()
+        connections = connect_many(self, server, 100)
+        echo_rounds(connections[:5])
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.01, "idle with 100 clients: %.1f%% of a core" % (share * 100))
+        numbers = WAIT_SYSCALL_NUMBERS.get(platform.machine())
+        if numbers is None:
+            return  # the CPU check above still ran; syscall numbers unknown here
+        with open("/proc/%d/syscall" % server.pid) as syscall:
+            fields = syscall.read().split()
+        expected = set().union(*(numbers[name] for name in self.WAIT_CALLS))
+        self.assertTrue(fields and fields[0].isdigit() and int(fields[0]) in expected,
+                        "the server should be asleep in %s, /proc says %r"
+                        % ("/".join(self.WAIT_CALLS), fields[:1]))
+
+    def test_answers_come_without_a_polling_delay(self):
+        # A polling loop (lesson 05) delays a reply by up to its pause; readiness wakes
+        # the loop as the line arrives. 20 ms is a tenth of a 200 ms polling pause.
+        server = self.start_server()
+        connection = self.connect(server)
+        times = round_trip_times(connection.sock, 20, 0.02)
+        self.assertLess(median_ms(times), scaled(20),
+                        "median reply delay %.1f ms" % median_ms(times))
+
+    def test_fifty_silent_half_line_clients_and_a_non_reader_stall_nobody(self):
+        server = self.start_server()
+        halves = connect_many(self, server, 50)
+        for connection in halves:
+            connection.send(b"half a li")
+        hog = self.connect(server)
+        self.assertLess(fill_without_reading(hog), 64 * 1024 * 1024,
+                        "the server should stop reading a client that does not read")
+        for number in range(5):
+            newcomer = self.connect(server)
+            newcomer.send_line("not stalled %d" % number)
+            newcomer.expect_line("not stalled %d" % number, timeout=2)
+        halves[0].expect_silence(0.1)  # half a line gets no answer...
+        for connection in halves:
+            connection.send(b"ne\n")  # ...until its end arrives
+        for connection in halves:
+            connection.expect_line("half a line")
+        hog.reset()
+
+    def test_a_burst_bigger_than_one_read_is_answered_without_more_input(self):
+        # 40 lines of 500 bytes arrive at once: one recv() takes about two of them. The
+        # rest are answered only if the loop calls the round again while it makes
+        # progress (level-triggered: the socket stays readable; edge-triggered: the round
+        # is repeated until "would block"). Nothing else is sent until every answer came.
+        server = self.start_server()
+        connection = self.connect(server)
+        lines = [("%02d" % number) + "b" * 498 for number in range(40)]
+        connection.send(("\n".join(lines) + "\n").encode())
+        for line in lines:
+            connection.expect_line(line, timeout=5)
+
+    def test_one_byte_at_a_time_is_answered_once_the_line_is_whole(self):
+        server = self.start_server()
+        connection = self.connect(server)
+        for byte in b"slowly\n":
+            connection.send(bytes([byte]))
+            time.sleep(0.01)  # pace: each byte its own segment and its own round
+        connection.expect_line("slowly")
+
+    def test_a_client_that_does_not_read_gets_every_answer_later_in_order(self):
+        pusher = self.connect(self.start_server())
+        data = numbered_lines(PUSHED_BYTES)
+        stalled, sent_first, answers = push_without_reading(pusher.sock, data)
+        if answers != data:  # every answer, whole, in order, none twice
+            self.fail(describe_difference(data, answers))
+        self.assertTrue(stalled, "the server should stop reading a client that does not read")
+
+    def test_answers_are_finished_after_the_client_half_closes(self):
+        # The client sends its lines and EOF at once, then reads: every answer comes
+        # before the server closes ("finish the answers, then close").
+        server = self.start_server()
+        connection = self.connect(server)
+        connection.send(b"".join(b"line %d\n" % number for number in range(200)))
+        connection.shutdown_write()
+        for number in range(200):
+            connection.expect_line("line %d" % number)
+        connection.expect_eof()
+        server.stdout.expect(DISCONNECTED)
+
+    def test_an_over_long_line_is_cut_off_and_the_client_served_on(self):
+        connection = self.connect(self.start_server())
+        connection.send(b"m" * (LINE_MAX * 5))
+        connection.expect_line(TOO_LONG_REPLY)
+        connection.send(b"m" * 1000 + b"\nafter\n")
+        connection.expect_line("after")
+
+    def test_fifty_clients_leaving_at_once_each_leave_once(self):
+        server = self.start_server()
+        connections = connect_many(self, server, 50)
+        echo_rounds(connections)
+        for number, connection in enumerate(connections):
+            if number % 3 == 0:
+                connection.send_line("an answer left unread")
+                wait_readable(connection.sock)
+                connection.close()  # unread bytes: RST
+            elif number % 3 == 1:
+                connection.reset()
+            else:
+                connection.send(b"half a line, then gone")
+                connection.close()
+        for _ in connections:
+            server.stdout.expect(DISCONNECTED)
+        echo_rounds([self.connect(server)], tag="after")
+        self.assertEqual(sum("disconnected" in line for line in server.stdout.lines), 50,
+                         "each client leaves exactly once:\n" + server.stdout.text())
+
+    def test_no_descriptor_is_left_behind_after_300_clients(self):
+        self.require_linux_proc()
+        server = self.start_server()
+        baseline = open_descriptor_count(server.pid)
+        for number in range(300):
+            connection = self.connect(server)
+            if number % 2:
+                connection.send_line("hello")
+                connection.expect_line("hello")
+                connection.close()
+            else:
+                connection.reset()
+        wait_until(lambda: open_descriptor_count(server.pid) <= baseline, 10,
+                   "the server's descriptors to come back to %d" % baseline)

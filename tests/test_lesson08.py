@@ -1,0 +1,83 @@
+"""Lesson 08 - select: the claims of lessons/08-select/README.md."""
+import os
+
+from eventloop import CONNECTED, EventLoopChecks, connect_many, echo_rounds
+from labtest import (AcceptBackoffCheck, CommandLineChecks, HostileClientChecks, LabTestCase,
+                     MutationChecks, peer_path, program_path, under_emulator)
+
+LESSON = "08-select"
+FD_SETSIZE = 1024  # glibc's, and what the lesson defines for Winsock
+
+
+class SelectTests(EventLoopChecks, LabTestCase):
+    """One thread, asleep in select() until a socket is ready, serves every client."""
+    LESSON = LESSON
+    WAIT_CALLS = ("select",)
+
+
+class FdSetSizeTests(LabTestCase):
+    """A socket that does not fit in an fd_set is turned away before any FD_SET, and the
+    server serves on (POSIX: descriptor >= FD_SETSIZE; Winsock: more than FD_SETSIZE
+    sockets in a set)."""
+    LESSON = LESSON
+
+    def test_a_socket_past_fd_setsize_is_refused_and_the_others_are_served(self):
+        server = self.start_server()
+        if under_emulator():
+            room = FD_SETSIZE - 1  # Winsock counts sockets: the listener and 1022 clients
+        else:
+            self.require_linux_proc()
+            import resource  # the server may open more than FD_SETSIZE descriptors
+            resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (FD_SETSIZE + 64,) * 2)
+            highest = max(int(name) for name in os.listdir("/proc/%d/fd" % server.pid))
+            room = FD_SETSIZE - 1 - highest  # descriptors highest+1 .. 1023 still fit
+        connections = connect_many(self, server, room)
+        refused = self.connect(server)
+        server.stderr.expect(r"^server: client 127\.0\.0\.1:%d: socket \d+ is past "
+                             r"FD_SETSIZE \(1024\): closing it$" % refused.sock.getsockname()[1],
+                             what="the server's stderr")
+        refused.expect_eof()
+        echo_rounds([connections[0], connections[-1]], tag="still served")
+        connections[0].close()  # its descriptor comes back, below FD_SETSIZE
+        server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
+        newcomer = self.connect(server)
+        server.stdout.expect(CONNECTED)
+        echo_rounds([newcomer, connections[-1]], tag="after")
+        self.assertTrue(server.running())
+
+
+class HostileClientTests(HostileClientChecks, LabTestCase):
+    """Connect-and-close, reset mid-line, departed clients, endless lines: the next client
+    is served and the server lives."""
+    LESSON = LESSON
+
+
+class ResourceTests(AcceptBackoffCheck, LabTestCase):
+    LESSON = LESSON
+
+
+class CommandLineTests(CommandLineChecks, LabTestCase):
+    LESSON = LESSON
+
+
+class WrongServerTests(MutationChecks):
+    """Wrong event loops fail the tests that name their mistake."""
+
+    def test_a_select_server_always_asking_for_writability_spins(self):
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests.test_while_idle_it_sleeps_in_its_waiting_call_and_uses_no_cpu"],
+            ["test_while_idle_it_sleeps_in_its_waiting_call_and_uses_no_cpu"],
+            server=peer_path("broken_select_always_writable.py"))
+
+    def test_a_select_server_that_sets_past_fd_setsize_fails(self):
+        self.assert_suite_fails(
+            ["test_lesson08.FdSetSizeTests"],
+            ["test_a_socket_past_fd_setsize_is_refused_and_the_others_are_served"],
+            server=peer_path("broken_select_no_fd_setsize_check.py"))
+
+    def test_lesson05s_polling_loop_fails_the_idle_test(self):
+        # Its 10 ms pause: about 3% of a core with 100 clients, asleep in nanosleep().
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests.test_while_idle_it_sleeps_in_its_waiting_call_and_uses_no_cpu"],
+            ["test_while_idle_it_sleeps_in_its_waiting_call_and_uses_no_cpu"],
+            server=program_path("05-nonblocking-many", "server", own=False))
