@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """poll_cost.py - what the pause of a polling server costs: idle CPU against reply delay.
 
-usage: python3 tests/bench/poll_cost.py [--build-dir DIR] [--lesson 04|05]
+usage: python3 tests/bench/poll_cost.py [--build-dir DIR] [--lesson 04|05|08|10|11]
                                         [--intervals MS,MS,...] [--idle-seconds N]
                                         [--silent-clients K] [--lines M]
 
 Starts lesson 04's or 05's server (default 05) from the build tree (default build/, as
 tests/run.py does) once per POLL-MS value (default 0,1,10,100) on 127.0.0.1 with port 0,
-and measures for each:
+and measures for each (lessons 08, 10 and 11 wait for readiness instead of pausing: they
+have no POLL-MS and get one row, measured the same way, for comparison):
   idle CPU      share of one core the server uses over N seconds (default 3) with no
                 client, then with K silent clients connected (default 100 for lesson 05,
                 1 for lesson 04, which serves one client at a time) - Linux /proc only;
@@ -30,7 +31,9 @@ sys.path.insert(0, TESTS_DIR)
 import labtest  # noqa: E402  (the harness starts and kills the servers)
 import polling  # noqa: E402  (the same measurements the tests make)
 
-LESSONS = {"04": "04-nonblocking-server", "05": "05-nonblocking-many"}
+LESSONS = {"04": "04-nonblocking-server", "05": "05-nonblocking-many", "08": "08-select",
+           "10": "10-poll", "11": "11-epoll"}
+EVENT_LOOPS = ("08", "10", "11")
 
 
 def parse_arguments():
@@ -56,8 +59,10 @@ def parse_arguments():
         parser.error("--idle-seconds: 0.5 to 30")
     if not 10 <= options.lines <= 1000:
         parser.error("--lines: 10 to 1000")
+    if options.lesson in EVENT_LOOPS:
+        options.intervals = [None]  # no pause to choose: the loop sleeps until a socket is ready
     if options.silent_clients is None:
-        options.silent_clients = 100 if options.lesson == "05" else 1
+        options.silent_clients = 1 if options.lesson == "04" else 100
     if not 0 <= options.silent_clients <= (1 if options.lesson == "04" else 200):
         parser.error("--silent-clients: 0 to 200 (lesson 04 serves only one at a time: 0-1)")
     os.environ["LAB_BUILD_DIR"] = os.path.abspath(options.build_dir)
@@ -66,7 +71,8 @@ def parse_arguments():
 
 def measure(path, interval, options):
     """One table row: (idle share, idle share with silent clients, median ms, p99 ms)."""
-    server = labtest.Server(labtest.command_for(path, ["0", "127.0.0.1", str(interval)]))
+    arguments = ["0", "127.0.0.1"] + ([] if interval is None else [str(interval)])
+    server = labtest.Server(labtest.command_for(path, arguments))
     connections = []
     try:
         can_read_proc = labtest.linux_proc_available()
@@ -85,7 +91,8 @@ def measure(path, interval, options):
             timed.settimeout(labtest.scaled(30))
             if options.lesson == "04":
                 server.stdout.expect(r"^client connected from ", 10, "the server's stdout")
-            times = polling.round_trip_times(timed, options.lines, max(interval, 1) / 1000)
+            spread = 10 if interval is None else max(interval, 1)  # ms, as at POLL-MS 10
+            times = polling.round_trip_times(timed, options.lines, spread / 1000)
         return (idle, with_clients, polling.median_ms(times),
                 polling.percentile_ms(times, 0.99))
     finally:
@@ -110,8 +117,9 @@ def main():
                                            "median RTT", "p99 RTT"))
     for interval in options.intervals:
         idle, busy_idle, median, p99 = measure(path, interval, options)
-        print("%8d  %14s  %22s  %9.2f ms  %9.2f ms"
-              % (interval, percent(idle), percent(busy_idle), median, p99), flush=True)
+        print("%8s  %14s  %22s  %9.2f ms  %9.2f ms"
+              % ("-" if interval is None else interval, percent(idle), percent(busy_idle),
+                 median, p99), flush=True)
     return 0
 
 
