@@ -590,6 +590,39 @@ def run_suite(selection, **programs):
     return finished.returncode, finished.stdout.decode("utf-8", "replace")
 
 
+def run_each(test_ids, **programs):
+    """Runs each test in a child process of its own, all at once (a wrong program often
+    makes a test wait for its deadline); returns (worst exit status, all their output)."""
+    results = [None] * len(test_ids)
+
+    def run(index):
+        results[index] = run_suite([test_ids[index]], **programs)
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(test_ids))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (max(status for status, _ in results),
+            "\n".join(output for _, output in results))
+
+
+def named_tests(selection, names):
+    """The ids of the tests in selection (modules, classes or ids) whose method is one of
+    names: a wrong program runs only the tests it must fail, not whole classes."""
+    suite = unittest.TestLoader().loadTestsFromNames(selection)
+    found, pending = [], [suite]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, unittest.TestSuite):
+            pending.extend(item)
+        elif item.id().rsplit(".", 1)[-1] in names:
+            found.append(item.id())
+    missing = set(names) - {test_id.rsplit(".", 1)[-1] for test_id in found}
+    if missing:
+        raise AssertionError("no test named %s in %s" % (", ".join(sorted(missing)), selection))
+    return sorted(found)
+
+
 class MutationChecks(unittest.TestCase):
     """Base for tests that run a lesson's tests against a wrong program and expect failure."""
 
@@ -602,7 +635,7 @@ class MutationChecks(unittest.TestCase):
         against a wrong program that did start: one that never runs proves nothing."""
         for role, path in programs.items():
             self.assertTrue(os.path.isfile(path), "no %s at %s" % (role, path))
-        status, output = run_suite(selection, **programs)
+        status, output = run_each(named_tests(selection, expected_failures), **programs)
         self.assertNotIn("expected a line of the server's stdout matching", output,
                          "the wrong server never announced itself:\n" + output[-3000:])
         self.assertNotEqual(status, 0, "the tests passed a wrong program:\n" + output[-3000:])
