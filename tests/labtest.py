@@ -399,6 +399,21 @@ def open_descriptor_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def death_of(program):
+    """How a program that ended by itself ended, and the last lines of its stderr."""
+    status = program.process.returncode
+    if status is not None and status < 0:
+        try:
+            how = "killed by %s" % signal.Signals(-status).name
+        except ValueError:
+            how = "killed by signal %d" % -status
+    else:
+        how = "exited with status %s" % status
+    tail = list(program.stderr.lines)[-3:]
+    return "server %s during the test%s" % (how, "; its stderr ended:\n          "
+                                        + "\n          ".join(tail) if tail else "")
+
+
 def wait_until(condition, timeout, what):
     """Polls condition() until it is true; fails with what after the deadline."""
     deadline = time.monotonic() + scaled(timeout)
@@ -434,6 +449,9 @@ class LabTestCase(unittest.TestCase):
     def _finish(self):
         for thread in self._threads:
             thread.join(scaled(30))
+        # A server that ended before the test did died of something: say what, for grade.py.
+        self.program_deaths = [death_of(program) for program in self._programs
+                               if isinstance(program, Server) and not program.running()]
         for program in self._programs:
             program.kill()
         reports = []

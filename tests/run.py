@@ -66,13 +66,7 @@ def main():
     parser.add_argument("--emulator", help="command put before each program, e.g. wine")
     parser.add_argument("--sanitizer", help="address or thread, as the build used")
     options = parser.parse_args()
-    for option, variable in (("build_dir", "LAB_BUILD_DIR"), ("bin_dir", "LAB_BIN_DIR"),
-                             ("server", "LAB_SERVER"), ("client", "LAB_CLIENT"),
-                             ("emulator", "LAB_EMULATOR"), ("sanitizer", "LAB_SANITIZER")):
-        value = getattr(options, option)
-        if value is not None:
-            os.environ[variable] = os.path.abspath(value) if option in (
-                "build_dir", "bin_dir", "server", "client") else value
+    set_environment(options)
 
     wanted = set(options.selection)
     if wanted and not options.list and all(w.startswith("test_") for w in wanted):
@@ -83,13 +77,28 @@ def main():
         for test_id, label in tests:
             print(test_id, label)
         return 0
-    ids = [test_id for test_id, label in tests
-           if not wanted or label in wanted or test_id in wanted
-           or any(test_id.startswith(w + ".") for w in wanted)]
+    ids = [test_id for test_id, label in tests if selected(test_id, label, wanted)]
     if not ids:
         print("run.py: no test matches %s" % " ".join(options.selection), file=sys.stderr)
         return 2
     return run_tests(ids)
+
+
+def set_environment(options):
+    """Turns the options that point at programs into the variables labtest.py reads."""
+    for option, variable in (("build_dir", "LAB_BUILD_DIR"), ("bin_dir", "LAB_BIN_DIR"),
+                             ("server", "LAB_SERVER"), ("client", "LAB_CLIENT"),
+                             ("emulator", "LAB_EMULATOR"), ("sanitizer", "LAB_SANITIZER")):
+        value = getattr(options, option)
+        if value is not None:
+            os.environ[variable] = os.path.abspath(value) if option in (
+                "build_dir", "bin_dir", "server", "client") else value
+
+
+def selected(test_id, label, wanted):
+    """True when a test belongs to the selection: everything, a label, a module, a class."""
+    return (not wanted or label in wanted or test_id in wanted
+            or any(test_id.startswith(w + ".") for w in wanted))
 
 
 def run_tests(ids):

@@ -30,3 +30,30 @@ class WrongServerTests(MutationChecks):
              "test_serves_many_clients_one_after_another",
              "test_reset_in_the_middle_of_a_line"],
             server=peer_path("broken_first_client_only.py"))
+
+
+class ScorecardTests(MutationChecks):
+    """grade.py names the broken claim in the guide's words and how the server died."""
+
+    def test_the_scorecard_names_the_claim_and_the_signal_and_writes_junit(self):
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        import xml.etree.ElementTree as ElementTree
+        from labtest import TESTS_DIR
+        junit = os.path.join(tempfile.mkdtemp(), "grades.xml")
+        finished = subprocess.run(
+            [sys.executable, os.path.join(TESTS_DIR, "grade.py"),
+             "test_lesson03.HostileClientTests", "--junit", junit,
+             "--server", peer_path("broken_no_sigpipe_policy.py")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        card = finished.stdout.decode()
+        self.assertEqual(finished.returncode, 1, card)
+        self.assertRegex(card, r"(?m)^lesson03 +\d+/\d+ +passed")
+        self.assertRegex(card, r"FAIL  .*\n +test: test_lesson03\.HostileClientTests\.test_")
+        self.assertIn("server killed by SIGPIPE during the test", card)
+        suites = ElementTree.parse(junit).getroot()
+        cases = [case for suite in suites for case in suite]
+        self.assertTrue(any(case.find("error") is not None or case.find("failure") is not None
+                            for case in cases), "JUnit XML records the failure")
