@@ -1,11 +1,10 @@
 """Lesson 06 - thread per client: the claims of lessons/06-thread-per-client/README.md."""
-import os
 import re
 import socket
 
-from labtest import (CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks, TOO_LONG_REPLY,
-                     cpu_seconds, open_descriptor_count, program_path, sanitizer,
-                     thread_count, under_emulator, wait_until)
+from labtest import (AcceptBackoffCheck, CommandLineChecks, LabTestCase, LINE_MAX,
+                     MutationChecks, TOO_LONG_REPLY, open_descriptor_count, program_path,
+                     sanitizer, thread_count, under_emulator, wait_until)
 
 try:
     import resource  # POSIX only: the thread-start failure test limits the server's memory
@@ -375,36 +374,12 @@ class ThreadTests(LabTestCase):
             connection.close()
         self.assert_back_to_baseline()
 
-    def test_out_of_descriptors_it_pauses_until_a_client_leaves(self):
-        # Lesson 03 ends on EMFILE; here the threads hold descriptors they will give back.
-        if resource is None or not hasattr(resource, "prlimit"):
-            self.skipTest("needs resource.prlimit (Linux)")
-        pid = self.server.pid
-        descriptors = [int(name) for name in os.listdir("/proc/%d/fd" % pid)]
-        limit = max(descriptors) + 3  # room for two more sockets, once holes are filled
-        room = limit - len(descriptors)
-        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
-        served = connect_many(self, self.server, room)
-        echo_rounds(served, rounds=1)
-        waiting = self.connect(self.server)  # the kernel queues it; accept() has no fd
-        waiting.send_line("waiting")
-        self.server.stderr.expect(r"^server: accept: Too many open files$",
-                                  what="the server's stderr")
-        cpu_before = cpu_seconds(pid)
-        warnings_before = len(self.server.stderr.lines)
-        waiting.expect_silence(1.0)
-        cpu_used = cpu_seconds(pid) - cpu_before
-        warnings = len(self.server.stderr.lines) - warnings_before
-        # Pausing 100 ms between tries: about 10 warnings a second. Retrying at once: as
-        # many as the pipe takes (thousands), or, if they had been silent, a second of CPU.
-        self.assertLess(warnings, 30, "the accept loop must pause between tries, not spin")
-        self.assertLess(cpu_used, 0.3, "the accept loop must pause between tries, not spin")
-        self.assertTrue(self.server.running(), "stderr:\n%s" % self.server.stderr.text())
-        served[0].close()  # its thread closes its socket: a descriptor comes back
-        waiting.expect_line("waiting")
-        echo_rounds(served[1:] + [waiting], rounds=1)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+
+class AcceptBackoffTests(AcceptBackoffCheck, LabTestCase):
+    """Out of descriptors, the accept loop pauses between tries (lab_accept()) instead of
+    ending as lesson 03's does, or spinning: the threads give descriptors back as their
+    clients leave, and the clients already connected are served meanwhile."""
+    LESSON = LESSON
 
 
 def address_space_size(pid):

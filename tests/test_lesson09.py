@@ -378,7 +378,9 @@ class ResponsivenessTests(LabTestCase):
 
 
 class ServerTests(LabTestCase):
-    """The lesson's server: lesson 03's iterative echo server, written with lab_listen()."""
+    """The lesson's server: lesson 03's iterative echo server, written with lab_listen().
+    It is the partner that shows what a connect timeout does not cover: a connect()
+    succeeds while the server is busy with another client, and the answer waits."""
     LESSON = LESSON
 
     def test_a_connection_is_made_before_the_server_accepts_it(self):

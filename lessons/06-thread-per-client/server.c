@@ -4,17 +4,17 @@
  * Shows the one change that lets lesson 03's iterative server serve clients at the same
  * time: the accept loop no longer serves the client itself; it hands the client to a new
  * thread and goes straight back to accept(). What the thread runs is lesson 03's
- * serve_client(), unchanged, now lab_serve_echo_client() in common/.
- * What the change brings with it:
+ * serve_client(), unchanged, now lab_serve_echo_client() in common/. What comes with it:
+ *   - starting a thread: pthread_create() and pthread_detach() on POSIX, _beginthreadex()
+ *     on Windows, written out here (later lessons call common/'s lab_thread_start());
  *   - passing the socket safely: each thread gets its own heap block (socket and address
  *     text) that nobody else touches, and frees it when the client is gone;
  *   - shared state under a lock: the number of connected clients, client_count, changes in
- *     the accept loop and in every thread, so only while holding client_count_lock;
+ *     the accept loop and in every thread, so only while holding client_count_lock (a
+ *     pthread_mutex_t, or a CRITICAL_SECTION on Windows);
  *   - a thread that cannot start costs one client, never the server;
- *   - out of descriptors (lab_error_is_out_of_descriptors), the accept loop pauses and
- *     tries again instead of ending as lesson 03's does: here the threads give
- *     descriptors back as their clients leave.
- * lab_listen() is lesson 03's getaddrinfo/SO_REUSEADDR/bind/listen, now in common/.
+ *   - out of descriptors, the loop pauses and tries again (lab_accept(), lesson 05) instead
+ *     of ending as lesson 03's does: the threads give descriptors back as clients leave.
  *
  * Run:    build/lessons/06-thread-per-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
  * Before: 05-nonblocking-many (diff against 03-iterative-server to see this lesson's idea).
@@ -25,9 +25,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-#define ACCEPT_RETRY_PAUSE_MS 100 /* out of descriptors: wait this long for a client to leave */
+#ifdef _WIN32
+#include <process.h> /* _beginthreadex */
+#else
+#include <pthread.h>
+#endif
 
 /* Everything one client's thread needs. The accept loop fills a fresh one per client and
  * gives it away: from then on only that thread reads it, and that thread frees it. */
@@ -38,7 +40,11 @@ struct client {
 
 /* Shared by the accept loop and every client thread: read or change it only while holding
  * client_count_lock. Without the lock two "++"s at once can lose one (a data race). */
-static lab_mutex client_count_lock;
+#ifdef _WIN32
+static CRITICAL_SECTION client_count_lock;
+#else
+static pthread_mutex_t client_count_lock;
+#endif
 static int client_count;
 
 static void print_usage(void)
@@ -50,40 +56,97 @@ static void print_usage(void)
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
+/* The three things done with the lock: set it up once, before any thread exists; take it,
+ * waiting while another thread holds it; give it back. */
+static void init_client_count_lock(void)
+{
+#ifdef _WIN32
+    InitializeCriticalSection(&client_count_lock);
+#else
+    pthread_mutex_init(&client_count_lock, NULL);
+#endif
+}
+
+static void lock_client_count(void)
+{
+#ifdef _WIN32
+    EnterCriticalSection(&client_count_lock);
+#else
+    pthread_mutex_lock(&client_count_lock);
+#endif
+}
+
+static void unlock_client_count(void)
+{
+#ifdef _WIN32
+    LeaveCriticalSection(&client_count_lock);
+#else
+    pthread_mutex_unlock(&client_count_lock);
+#endif
+}
+
 /* Counts a client in and says so. The line is printed under the lock too, so the counts
  * on stdout appear in the order they happened; each line is one printf() call, which
  * POSIX stdio (and the Windows C runtime) lock as a whole: lines never mix. */
 static void client_arrived(const char *peer)
 {
-    lab_mutex_lock(&client_count_lock);
+    lock_client_count();
     client_count++;
     printf("client connected from %s (%d connected)\n", peer, client_count);
-    lab_mutex_unlock(&client_count_lock);
+    unlock_client_count();
 }
 
 /* Counts a client out and says so; called once for every client_arrived(). */
 static void client_left(const char *peer)
 {
-    lab_mutex_lock(&client_count_lock);
+    lock_client_count();
     client_count--;
     printf("client %s disconnected (%d connected)\n", peer, client_count);
-    lab_mutex_unlock(&client_count_lock);
+    unlock_client_count();
 }
 
-/* The body of a client's thread: it owns the client, so it closes and frees it. Nothing
- * here may end the process (no lab_die, no exit): that would end every other client too. */
-static void client_thread(void *argument)
+/* The body of a client's thread, in the shape each system asks for: one pointer in, a
+ * result nobody reads. It owns the client, so it closes and frees it. Nothing here may
+ * end the process (no lab_die, no exit): that would end every other client too. */
+#ifdef _WIN32
+static unsigned __stdcall client_thread(void *argument)
+#else
+static void *client_thread(void *argument)
+#endif
 {
     struct client *client = argument;
     lab_serve_echo_client(client->socket, client->peer); /* lesson 03's serve_client() */
     lab_close(client->socket);
     client_left(client->peer);
     free(client);
+    return 0;
 }
 
-/* Hands an accepted client to a new thread. If no memory or no thread is to be had (too
- * many threads, no address space left for another stack), only this client is turned
- * away - closed at once, with a warning - and the accept loop goes on. */
+/* Starts client_thread(client) on a new thread, detached: nobody will wait for it, so what
+ * the system keeps for it goes back as soon as it returns. Returns 0, or -1 if no thread
+ * is to be had (too many threads, no address space left for another stack). */
+static int start_thread(struct client *client)
+{
+#ifdef _WIN32
+    /* _beginthreadex, not the Win32 CreateThread: the thread uses the C runtime (printf,
+     * malloc, errno), and _beginthreadex sets up the runtime's per-thread data for it. */
+    uintptr_t handle = _beginthreadex(NULL, 0, client_thread, client, 0, NULL);
+    if (handle == 0) {
+        return -1;
+    }
+    CloseHandle((HANDLE)handle); /* the thread runs on; only our handle to it is gone */
+#else
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, client_thread, client) != 0) {
+        return -1; /* it returns an error number (EAGAIN) and leaves errno alone */
+    }
+    pthread_detach(thread);
+#endif
+    return 0;
+}
+
+/* Hands an accepted client to a new thread. Without memory or a thread for it, only this
+ * client is turned away - closed at once, with a warning - and the accept loop goes on. */
 static void start_client_thread(lab_socket accepted, const char *peer)
 {
     client_arrived(peer);
@@ -91,7 +154,7 @@ static void start_client_thread(lab_socket accepted, const char *peer)
     if (client != NULL) {
         client->socket = accepted;
         snprintf(client->peer, sizeof client->peer, "%s", peer);
-        if (lab_thread_start(client_thread, client) == 0) {
+        if (start_thread(client) == 0) {
             return; /* the block belongs to the thread now: not one more look at it here */
         }
         free(client); /* the thread never ran, so the block is still ours */
@@ -117,27 +180,18 @@ int main(int argc, char **argv)
      * client's loop ends. */
     signal(SIGPIPE, SIG_IGN);
 #endif
-    lab_mutex_init(&client_count_lock); /* before the first thread can exist */
-    lab_socket listener = lab_listen(host, port);
+    init_client_count_lock();                     /* before the first thread can exist */
+    lab_socket listener = lab_listen(host, port); /* lesson 03's getaddrinfo, bind, listen */
     lab_announce_listening(listener);
 
     for (;;) {
-        struct sockaddr_storage client_address; /* big enough for IPv4 and IPv6 */
-        socklen_t client_address_size = sizeof client_address;
-        lab_socket client =
-            accept(listener, (struct sockaddr *)&client_address, &client_address_size);
+        /* lab_accept(): accept() and the peer's address text. A failure only warns, and
+         * out of descriptors (EMFILE) also pauses, so that this loop never spins. */
+        char peer[LAB_ADDRESS_TEXT];
+        lab_socket client = lab_accept(listener, peer, sizeof peer);
         if (!lab_socket_ok(client)) {
-            int error_code = lab_last_error();
-            /* EINTR, ECONNABORTED (the client left before we accepted it), even EMFILE:
-             * one failed accept is no reason to stop serving everybody else. */
-            lab_warn("accept", NULL, error_code);
-            if (lab_error_is_out_of_descriptors(error_code)) {
-                lab_sleep_ms(ACCEPT_RETRY_PAUSE_MS); /* retrying at once would spin */
-            }
             continue;
         }
-        char peer[LAB_ADDRESS_TEXT];
-        lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
         /* The thread gets a copy of the socket's value in a block of its own, never
          * &client: this variable is overwritten by the next accept(), maybe before the
          * new thread has read it. */

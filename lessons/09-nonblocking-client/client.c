@@ -9,10 +9,10 @@
  *     EINPROGRESS (WSAEWOULDBLOCK on Windows): the handshake is under way. select() waits
  *     for the socket to become writable - the handshake is over - but only until a
  *     deadline; then getsockopt(SO_ERROR) says whether it worked;
- *   - one select() loop waits for stdin and the server together: typed bytes go out as
- *     they come (what the socket cannot take yet waits in a struct lab_output), answers
- *     print as they arrive, and end of input becomes a half-close - shutdown() - so the
- *     answers still on their way are printed before the program ends.
+ *   - one select() loop (lesson 08's call) waits for stdin and the server together: typed
+ *     bytes go out as they come (what the socket cannot take yet waits in a struct
+ *     lab_output), answers print as they arrive, and end of input becomes a half-close -
+ *     shutdown() - so the answers still on their way are printed before the program ends.
  * Windows' select() takes sockets only, not stdin: there a small thread reads stdin and
  * sends what it reads, and the loop waits for the server alone (README.md says more).
  *

@@ -4,13 +4,19 @@
  * This lesson is about the client (client.c). The server is here so that the lesson can be
  * run on its own: it is lesson 03's iterative echo server, serving clients one after
  * another, with its getaddrinfo/SO_REUSEADDR/bind/listen code replaced by lab_listen()
- * from common/ - so it is short, and `diff` against lesson 06's server shows exactly what
- * a thread per client adds. Any echo server of the lab (lessons 02 to 07) or a Python peer
- * from tests/peers/ works with this lesson's client just as well.
+ * from common/ - so it is short, and `diff` against lesson 06's server shows what a thread
+ * per client adds. Any echo server of the lab or a Python peer from tests/peers/ works
+ * with this lesson's client just as well.
  *
- * One thing to notice with it: a second client's connect() succeeds while the first is
- * being served. The kernel completes the handshake and queues the connection (the listen
- * backlog); accept() comes later. "Connected" is a fact about TCP, not about the program.
+ * Why this partner, for a lesson about a connect timeout: a server that accepts its
+ * clients cannot make a connect() time out. The kernel completes the handshake for it and
+ * queues the connection (the listen backlog) before the program calls accept(); only a
+ * host that does not answer, or on Linux a full queue, leaves a SYN unanswered. So the
+ * timeout is shown against a full listener that never accepts (README.md). What a partner
+ * can show is the other half, and an iterative server shows it best: while it serves one
+ * client, a second client's connect() succeeds at once and its lines wait. "Connected" is
+ * a fact about TCP, not about the program, and a connect timeout bounds the handshake,
+ * never the wait for an answer. A server that serves everybody at once would hide that.
  *
  * Run:    build/lessons/09-nonblocking-client/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
  * Before: 08-select.    Next: 10-poll.
