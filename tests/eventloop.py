@@ -10,6 +10,7 @@ client's answers wait, bounded, while it does not read, and none is lost.
 """
 import platform
 import socket
+import threading
 import time
 
 from labtest import (LINE_MAX, TOO_LONG_REPLY, open_descriptor_count, sanitizer, scaled,
@@ -133,6 +134,39 @@ class EventLoopChecks:
         connection.send(("\n".join(lines) + "\n").encode())
         for line in lines:
             connection.expect_line(line, timeout=5)
+
+    def test_a_client_that_never_stops_sending_does_not_starve_the_others(self):
+        # One client sends as fast as it can and reads its answers as fast as they come.
+        # A loop that serves one socket until it has nothing more (an edge-triggered loop
+        # that drains without a bound) then never gets back to the others.
+        server = self.start_server()
+        hog = self.connect(server)
+        done = threading.Event()
+
+        def flood():
+            while not done.is_set():
+                try:
+                    hog.sock.sendall((b"f" * 99 + b"\n") * 200)
+                except socket.timeout:
+                    pass  # the server is behind: try again, unless the test is over
+
+        def drain():
+            while not done.is_set():
+                try:
+                    hog.sock.recv(1 << 16)
+                except socket.timeout:
+                    pass
+        hog.sock.settimeout(0.2)  # both threads look at `done` at least this often
+        self.in_thread(flood)
+        self.in_thread(drain)
+        try:
+            other = self.connect(server)
+            times = round_trip_times(other.sock, 10, 0.02)
+        finally:
+            done.set()
+            self.join_threads()
+        self.assertLess(median_ms(times), scaled(50), "another client's median reply while "
+                        "one client floods: %.1f ms" % median_ms(times))
 
     def test_one_byte_at_a_time_is_answered_once_the_line_is_whole(self):
         server = self.start_server()

@@ -46,7 +46,7 @@ def transcripts(path):
 
 def parse_command(line):
     """('NN-slug', 'server' or 'client', [arguments]) for "$ build/lessons/NN-slug/ROLE ..."."""
-    words = shlex.split(line[2:])
+    words = shlex.split(line[2:], comments=True)
     lesson, role = words[0].split("/")[2:4]
     return lesson, role, words[1:]
 

@@ -1,7 +1,7 @@
 /*
  * Lesson 10 - poll: the echo client, lesson 03's by design.
  *
- * select() changes how the server waits, not what a client sees: answers come as they
+ * poll() changes how the server waits, not what a client sees: answers come as they
  * did from every echo server of the lab, only now one thread serves all clients at once
  * without polling. So this is lesson 03's client (lab_connect, lab_echo_stdin); start
  * several in several terminals, or leave one silent, and the others are still answered.

@@ -19,6 +19,9 @@
 #include <sys/epoll.h>
 
 #define MAX_EVENTS 64 /* readiness reports taken per epoll_wait(); the rest come next time */
+#define ROUNDS_PER_TURN                                                                            \
+    16 /* edge-triggered: a client that never stops sending must not                               \
+        * keep the loop from the others; the rest waits its next turn */
 
 static int edge_triggered; /* from the command line, set once before the loop starts */
 
@@ -73,14 +76,18 @@ static void accept_clients(int epoll, lab_socket listener, struct lab_client_lis
     }
 }
 
-/* Gives a ready client lesson 05's round - edge-triggered, rounds until it reports idle -
- * then updates what epoll watches for it; drops it if it left or failed. */
+/* Gives a ready client lesson 05's round - edge-triggered, rounds until it reports idle, or
+ * up to ROUNDS_PER_TURN - then updates what epoll watches for it; drops it if it left. */
 static void serve_client(int epoll, struct lab_client_list *clients, struct lab_echo_client *client)
 {
     enum lab_round_result result;
+    int rounds = 0;
     do {
         result = lab_echo_round(client);
-    } while (edge_triggered && result == LAB_ROUND_BUSY);
+    } while (edge_triggered && result == LAB_ROUND_BUSY && ++rounds < ROUNDS_PER_TURN);
+    if (edge_triggered && result == LAB_ROUND_BUSY) {
+        client->waiting_for = -1; /* not drained yet: MOD re-arms it, epoll reports it again */
+    }
     if (result == LAB_ROUND_CLIENT_GONE || watch(epoll, client, EPOLL_CTL_MOD) != 0) {
         lab_client_remove(clients, client); /* closing the socket also leaves the epoll set */
     }
