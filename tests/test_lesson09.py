@@ -172,6 +172,20 @@ class ConnectTests(LabTestCase):
         self.assertEqual(out[0], "usage: client [HOST [PORT [TIMEOUT-MS]]]")
         self.assertIn("default 5000", "\n".join(out))
 
+    def test_without_a_timeout_argument_it_gives_up_after_the_documented_5000_ms(self):
+        with UnansweredListener() as unanswered:
+            client = self.start_client(["127.0.0.1", str(unanswered.port)],
+                                       keep_stdin_open=True)
+            started = time.monotonic()
+            status = client.wait(5.0 + 2.0)
+            elapsed = time.monotonic() - started
+        message = client.stderr.text()
+        self.assertEqual(status, 1, "stderr: %s" % message)
+        self.assertIn("client: connect 127.0.0.1:%d: timed out after 5000 ms" % unanswered.port,
+                      message)
+        self.assertGreaterEqual(elapsed, 4.9, "it must not give up before the default")
+        self.assertLess(elapsed, 5.0 + scaled(1.0))
+
     def test_a_bad_timeout_is_a_usage_error(self):
         for value in ("0", "abc", "-5", "3600001", "99999999"):
             status, out, err = self.run_program(self.program("client"),
