@@ -46,8 +46,8 @@ static void accept_clients(lab_socket listener, struct lab_client_list *clients)
     lab_socket accepted;
     while (lab_socket_ok(accepted = lab_accept(listener, peer, sizeof peer))) {
         if (!FITS_IN_FD_SET(accepted, clients->count)) { /* FD_SET past the set: corruption */
-            fprintf(stderr, "server: client %s: socket %ld is past FD_SETSIZE (%d): closing it\n",
-                    peer, (long)accepted, FD_SETSIZE);
+            fprintf(stderr, "server: client %s: socket %ld does not fit in an fd_set of %d\n", peer,
+                    (long)accepted, FD_SETSIZE);
             lab_close(accepted);
         } else if (lab_set_nonblocking(accepted) != 0) {
             lab_warn("set non-blocking", peer, lab_last_error());
