@@ -83,6 +83,41 @@ int lab_error_is_out_of_descriptors(int error_code)
 #endif
 }
 
+#ifdef _WIN32
+/* The Winsock errors the lab meets, in words, for when FormatMessage has none (Wine). */
+static const struct {
+    int code;
+    const char *text;
+} winsock_errors[] = {
+    {WSAEINTR, "Interrupted function call"},
+    {WSAEACCES, "Permission denied"},
+    {WSAEINVAL, "Invalid argument"},
+    {WSAEMFILE, "Too many open sockets"},
+    {WSAEWOULDBLOCK, "Resource temporarily unavailable"},
+    {WSAEADDRINUSE, "Address already in use"},
+    {WSAEADDRNOTAVAIL, "Cannot assign requested address"},
+    {WSAENETUNREACH, "Network is unreachable"},
+    {WSAECONNABORTED, "Software caused connection abort"},
+    {WSAECONNRESET, "Connection reset by peer"},
+    {WSAENOBUFS, "No buffer space available"},
+    {WSAENOTCONN, "Socket is not connected"},
+    {WSAETIMEDOUT, "Connection timed out"},
+    {WSAECONNREFUSED, "Connection refused"},
+    {WSAEHOSTUNREACH, "No route to host"},
+};
+
+/* The table's words for a Winsock code, or NULL if the lab does not expect it. */
+static const char *winsock_error_name(int error_code)
+{
+    for (size_t i = 0; i < sizeof winsock_errors / sizeof winsock_errors[0]; i++) {
+        if (winsock_errors[i].code == error_code) {
+            return winsock_errors[i].text;
+        }
+    }
+    return NULL;
+}
+#endif
+
 const char *lab_error_text(int error_code, char *buffer, size_t buffer_size)
 {
 #ifdef _WIN32
@@ -94,7 +129,13 @@ const char *lab_error_text(int error_code, char *buffer, size_t buffer_size)
         buffer[--length] = '\0';
     }
     if (length == 0) {
-        snprintf(buffer, buffer_size, "Winsock error %d", error_code);
+        /* Keep the number: it is what a search or Microsoft's table of codes finds. */
+        const char *name = winsock_error_name(error_code);
+        if (name != NULL) {
+            snprintf(buffer, buffer_size, "%s (Winsock error %d)", name, error_code);
+        } else {
+            snprintf(buffer, buffer_size, "Winsock error %d", error_code);
+        }
     }
 #else
     /* strerror() may share one buffer between threads; the POSIX strerror_r does not. */
