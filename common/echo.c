@@ -1,9 +1,11 @@
 /*
  * echo.c - the echo client's loop of lesson 02: send a typed line, print the answer.
- * Lock-step: each line waits for its answer, so answers print in the order sent.
+ * Lock-step: each line waits for its answer, so answers print in the order sent. And
+ * lesson 03's whole client, for the lessons after it that change only the server.
  */
 #include "lab.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,4 +43,32 @@ int lab_echo_stdin(lab_socket server)
         putchar('\n');
     }
     return 0;
+}
+
+static void print_client_usage(void)
+{
+    printf("usage: client [HOST [PORT]]\n"
+           "Connects to an echo server at HOST:PORT (default %s %s); HOST may be a name,\n"
+           "an IPv4 or an IPv6 address. Sends each line of stdin, prints each answer.\n",
+           LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
+}
+
+int lab_echo_client_main(int argc, char **argv)
+{
+    lab_startup("client");
+    if (lab_wants_help(argc, argv)) {
+        print_client_usage();
+        return 0;
+    }
+    const char *host;
+    const char *port;
+    lab_client_arguments(argc, argv, 0, &host, &port);
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_IGN); /* the same policy as the servers: errors, not signals */
+#endif
+    lab_socket server = lab_connect(host, port); /* lesson 03's getaddrinfo loop */
+    lab_announce_connected(server);
+    int status = lab_echo_stdin(server); /* lesson 02's client loop */
+    lab_close(server);
+    return status;
 }

@@ -182,6 +182,10 @@ enum lab_line_status lab_read_line(struct lab_line_reader *reader, lab_socket s,
  * returns 0, or 1 if the connection failed or the server closed it. */
 int lab_echo_stdin(lab_socket server);
 
+/* Lesson 03's client, whole: "client [HOST [PORT]]" and --help, connects, echoes each stdin
+ * line and prints the answer; returns main's exit status. For lessons that change the server. */
+int lab_echo_client_main(int argc, char **argv);
+
 /* Lesson 03's serve_client(): echoes lines on a blocking socket until the client leaves
  * or fails (then warns, naming peer); never ends the program. */
 void lab_serve_echo_client(lab_socket client, const char *peer);
