@@ -19,9 +19,9 @@
 #include <sys/epoll.h>
 
 #define MAX_EVENTS 64 /* readiness reports taken per epoll_wait(); the rest come next time */
-#define ROUNDS_PER_TURN                                                                            \
-    16 /* edge-triggered: a client that never stops sending must not                               \
-        * keep the loop from the others; the rest waits its next turn */
+/* Edge-triggered, a client that never stops sending must not keep the loop from the
+ * others: its turn ends after this many busy rounds, and the rest waits for the next. */
+#define ROUNDS_PER_TURN 16
 
 static int edge_triggered; /* from the command line, set once before the loop starts */
 
