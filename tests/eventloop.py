@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
-from labtest import (LINE_MAX, TOO_LONG_REPLY, open_descriptor_count, sanitizer, scaled,
-                     thread_count, wait_until)
+from labtest import (LINE_MAX, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count, sanitizer,
+                     scaled, thread_count, wait_until)
 from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
                      push_without_reading, round_trip_times, wait_readable)
 
@@ -45,19 +45,6 @@ def echo_rounds(connections, rounds=1, tag="client"):
             connection.send_line("%s %d round %d" % (tag, number, round_number))
         for number in reversed(range(len(connections))):
             connections[number].expect_line("%s %d round %d" % (tag, number, round_number))
-
-
-def fill_without_reading(connection):
-    """Sends lines without reading answers until every buffer between us is full; returns
-    the bytes sent (the server must stop reading a client that does not read)."""
-    connection.sock.settimeout(0.5)
-    sent = 0
-    try:
-        while sent < 64 * 1024 * 1024:
-            sent += connection.sock.send(b"n" * 1000 + b"\n")
-    except socket.timeout:
-        pass
-    return sent
 
 
 class EventLoopChecks:
@@ -110,7 +97,7 @@ class EventLoopChecks:
         for connection in halves:
             connection.send(b"half a li")
         hog = self.connect(server)
-        self.assertLess(fill_without_reading(hog), 64 * 1024 * 1024,
+        self.assertLess(fill_until_blocked(hog), 64 * 1024 * 1024,
                         "the server should stop reading a client that does not read")
         for number in range(5):
             newcomer = self.connect(server)

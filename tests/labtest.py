@@ -399,6 +399,20 @@ def open_descriptor_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def fill_until_blocked(connection, limit=64 * 1024 * 1024):
+    """Sends lines without reading any answer until nothing more goes out for 0.5 s (every
+    buffer between us is full: the server no longer reads us) or limit bytes went out;
+    returns the bytes sent."""
+    connection.sock.settimeout(0.5)
+    sent = 0
+    try:
+        while sent < limit:
+            sent += connection.sock.send(b"x" * 1000 + b"\n")
+    except socket.timeout:
+        pass
+    return sent
+
+
 def death_of(program):
     """How a program that ended by itself ended, and the last lines of its stderr."""
     status = program.process.returncode
@@ -663,6 +677,27 @@ class MutationChecks(unittest.TestCase):
         for name in expected_failures:
             self.assertRegex(output, r"(?m)^%s \(.*\) \.\.\. (FAIL|ERROR)$" % re.escape(name),
                              "test %s should fail against %s" % (name, programs))
+
+
+class EchoClientChecks:
+    """Mix into the test class of a lesson whose client is lesson 03's (lab_echo_client_main):
+    it says where it connected, prints each answer, and finds the server by name."""
+
+    def test_the_client_prints_where_it_connected_and_each_answer(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            ["127.0.0.1", str(server.port)],
+                                            b"one\n" + b"a" * 2000 + b"\ntwo\n")
+        self.assertEqual((status, out), (0, ["connected to 127.0.0.1:%d" % server.port, "one",
+                                             TOO_LONG_REPLY.decode(), "two"]),
+                         "stderr: %s" % err)
+
+    def test_the_client_finds_the_server_by_name(self):
+        server = self.start_server(["0", "localhost"])
+        status, out, err = self.run_program(self.program("client"),
+                                            ["localhost", str(server.port)], b"by name\n")
+        self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
+        self.assertRegex(out[0], r"^connected to (127\.0\.0\.1|\[::1\]):%d$" % server.port)
 
 
 class OneAtATimeChecks:

@@ -2,9 +2,9 @@
 import re
 import socket
 
-from labtest import (AcceptBackoffCheck, CommandLineChecks, LabTestCase, LINE_MAX,
-                     MutationChecks, TOO_LONG_REPLY, open_descriptor_count, program_path,
-                     sanitizer, thread_count, under_emulator, wait_until)
+from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, LabTestCase, LINE_MAX,
+                     MutationChecks, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count,
+                     program_path, sanitizer, thread_count, under_emulator, wait_until)
 
 try:
     import resource  # POSIX only: the thread-start failure test limits the server's memory
@@ -32,19 +32,6 @@ def echo_rounds(connections, rounds=3):
             connection.send_line("client %d, line %d" % (number, round_number))
         for number in reversed(range(len(connections))):
             connections[number].expect_line("client %d, line %d" % (number, round_number))
-
-
-def fill_until_blocked(connection):
-    """Sends lines without reading answers until both socket buffers are full: the
-    server's thread for this client is then blocked in send()."""
-    connection.sock.settimeout(0.5)
-    sent = 0
-    try:
-        while True:
-            sent += connection.sock.send(b"x" * 1000 + b"\n")
-    except socket.timeout:
-        pass
-    return sent
 
 
 def events(server):
@@ -115,25 +102,9 @@ class ConcurrencyTests(LabTestCase):
         echo_rounds(connect_many(self, server, 2))
 
 
-class ClientTests(LabTestCase):
+class ClientTests(EchoClientChecks, LabTestCase):
     """The client is lesson 03's: it says where it connected, then prints each answer."""
     LESSON = LESSON
-
-    def test_the_client_prints_where_it_connected_and_each_answer(self):
-        server = self.start_server()
-        status, out, err = self.run_program(self.program("client"),
-                                            ["127.0.0.1", str(server.port)],
-                                            b"one\n" + b"a" * 2000 + b"\ntwo\n")
-        self.assertEqual((status, out), (0, ["connected to 127.0.0.1:%d" % server.port, "one",
-                                             TOO_LONG_REPLY.decode(), "two"]),
-                         "stderr: %s" % err)
-
-    def test_the_client_finds_the_server_by_name(self):
-        server = self.start_server(["0", "localhost"])
-        status, out, err = self.run_program(self.program("client"),
-                                            ["localhost", str(server.port)], b"by name\n")
-        self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
-        self.assertRegex(out[0], r"^connected to (127\.0\.0\.1|\[::1\]):%d$" % server.port)
 
 
 class ClientCountTests(LabTestCase):

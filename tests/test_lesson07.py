@@ -1,12 +1,11 @@
 """Lesson 07 - thread pool: the claims of lessons/07-thread-pool/README.md."""
 import re
-import socket
 import threading
 
-from labtest import (AcceptBackoffCheck, CommandLineChecks, HostileClientChecks, LabTestCase,
-                     LINE_MAX, MutationChecks, TOO_LONG_REPLY, linux_proc_available,
-                     open_descriptor_count, peer_path, program_path, sanitizer, thread_count,
-                     under_emulator, wait_until)
+from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, HostileClientChecks,
+                     LabTestCase, LINE_MAX, MutationChecks, TOO_LONG_REPLY, fill_until_blocked,
+                     linux_proc_available, open_descriptor_count, peer_path, program_path,
+                     sanitizer, thread_count, under_emulator, wait_until)
 
 LESSON = "07-thread-pool"
 DEFAULT_WORKERS = 4  # DEFAULT_WORKERS in lessons/07-thread-pool/server.c
@@ -67,19 +66,6 @@ def serve_in_waves(test, server, total, wave, during_wave=None):
         for number, connection in enumerate(connections):
             connection.expect_line("client %d" % (start + number))  # the others wait their turn
             connection.close()
-
-
-def fill_until_blocked(connection):
-    """Sends lines without reading answers until both socket buffers are full: the worker
-    serving this client is then blocked in send()."""
-    connection.sock.settimeout(0.5)
-    sent = 0
-    try:
-        while True:
-            sent += connection.sock.send(b"x" * 1000 + b"\n")
-    except socket.timeout:
-        pass
-    return sent
 
 
 class PoolTests(LabTestCase):
@@ -377,18 +363,9 @@ class ResourceTests(AcceptBackoffCheck, LabTestCase):
         last.expect_line("served after it all")
 
 
-class ClientTests(LabTestCase):
+class ClientTests(EchoClientChecks, LabTestCase):
     """The client is lesson 06's: it says where it connected, then prints each answer."""
     LESSON = LESSON
-
-    def test_the_client_prints_where_it_connected_and_each_answer(self):
-        server = self.start_server()
-        status, out, err = self.run_program(self.program("client"),
-                                            ["127.0.0.1", str(server.port)],
-                                            b"one\n" + b"a" * 2000 + b"\ntwo\n")
-        self.assertEqual((status, out), (0, ["connected to 127.0.0.1:%d" % server.port, "one",
-                                             TOO_LONG_REPLY.decode(), "two"]),
-                         "stderr: %s" % err)
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):
