@@ -171,6 +171,35 @@ static int send_answers(struct lab_echo_client *client)
     return client->output->used < pending;
 }
 
+/* Sends what the socket takes, then answers the lines that waited for room, and again,
+ * until the socket refuses more or no whole line is left. Stopping after one send would
+ * strand those lines: with the answers sent the loop asks only to read, and a client that
+ * has sent everything and waits for its answers never makes the socket readable again.
+ * Returns 1 if anything was sent, 0 if not, -1 if the client must go (warned about). */
+static int send_and_answer(struct lab_echo_client *client, int *needs_input)
+{
+    int sent_any = 0;
+    for (;;) {
+        int sent = send_answers(client);
+        if (sent < 0) {
+            return -1;
+        }
+        if (sent == 0) {
+            return sent_any; /* nothing to send, or the socket is full: POLLOUT will say */
+        }
+        sent_any = 1;
+        int answered = answer_lines(client, needs_input);
+        if (answered < 0) {
+            fprintf(stderr, "%s: no memory for client %s: closing it\n", lab_program(),
+                    client->peer);
+            return -1;
+        }
+        if (answered == 0) {
+            return 1; /* no whole line left, or no room yet: the socket is full */
+        }
+    }
+}
+
 enum lab_round_result lab_echo_round(struct lab_echo_client *client)
 {
     int needs_input;
@@ -188,7 +217,7 @@ enum lab_round_result lab_echo_round(struct lab_echo_client *client)
         fprintf(stderr, "%s: no memory for client %s: closing it\n", lab_program(), client->peer);
         return LAB_ROUND_CLIENT_GONE;
     }
-    int sent = send_answers(client);
+    int sent = send_and_answer(client, &needs_input);
     if (sent < 0) {
         return LAB_ROUND_CLIENT_GONE;
     }

@@ -13,7 +13,8 @@
  *              one non-blocking echo client's round                   taught in lesson 04
  *   accept     accept() that names the peer and backs off when out of
  *              descriptors                                            taught in lessons 03-05
- *   clients    what a client waits for next, a list of clients        taught in lesson 05
+ *   clients    a list of clients (lesson 05's table, unbounded)       taught in lesson 05
+ *              what a client waits for next (lab_echo_wants)          written out in lesson 08
  *   thread     detached threads and a mutex                           taught in lesson 06
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
@@ -210,6 +211,10 @@ int lab_error_is_would_block(int error_code);
 /* Pauses the calling thread for about milliseconds ms (nanosleep, or Sleep on Windows). */
 void lab_sleep_ms(int milliseconds);
 
+/* Milliseconds on a clock that only goes forward (CLOCK_MONOTONIC, GetTickCount64), for
+ * measuring how long until a deadline; its zero means nothing. */
+long long lab_now_ms(void);
+
 /* Bytes waiting to be sent on a non-blocking socket. */
 #define LAB_OUTPUT_MAX (16 * 1024)
 struct lab_output {
@@ -238,17 +243,19 @@ struct lab_echo_client {
 /* What one round did for a client. */
 enum lab_round_result {
     LAB_ROUND_IDLE,       /* nothing: no bytes in, none out */
-    LAB_ROUND_BUSY,       /* something moved: go round again at once */
+    LAB_ROUND_BUSY,       /* bytes moved: more may wait in the socket (edge-triggered: go again) */
     LAB_ROUND_CLIENT_GONE /* the client left or failed (warned about): close it */
 };
 
 /* Empties a client's state for a socket just accepted from peer. */
 void lab_echo_client_init(struct lab_echo_client *client, lab_socket s, const char *peer);
 
-/* One round for a non-blocking client: answer, receive once, answer, send, each only as
- * far as it goes without waiting; a line is taken only while its answer fits
- * (backpressure). Calling it again until it returns LAB_ROUND_IDLE drains the socket: the
- * last receive then said "would block". Edge-triggered loops must do that. */
+/* One round for a non-blocking client: answer, receive once, answer, then send and answer
+ * in turn; a line is taken only while its answer fits (backpressure). It returns only when
+ * the client cannot go on without the kernel: no whole line waits while its answer would
+ * fit, and answers wait only if the socket refused them. So a level-triggered loop may wait
+ * for what lab_echo_wants() says after any round. Calling it again until LAB_ROUND_IDLE
+ * drains the socket (the last receive said "would block"): edge-triggered loops must. */
 enum lab_round_result lab_echo_round(struct lab_echo_client *client);
 
 /* Closes the client's socket and frees its buffers; the struct can then be reused. */
@@ -256,13 +263,20 @@ void lab_echo_client_close(struct lab_echo_client *client);
 
 /* ---- accept -------------------------------------------------------------------------- */
 
-/* How long lab_accept pauses when no descriptor is left: at most 20 warnings a second. */
+/* How long a server out of descriptors waits before accept() again: at most 20 warnings a
+ * second. A thread that only accepts sleeps (lab_accept); an event loop stops watching its
+ * listener for that long and serves its clients meanwhile (lessons 08, 10, 11). */
 #define LAB_ACCEPT_PAUSE_MS 50
 
 /* Accepts one connection and writes "ADDR:PORT" of the peer into peer. Returns
- * LAB_INVALID_SOCKET, silently, when a non-blocking listener has nobody waiting; on
- * other failures warns, and when out of descriptors also pauses LAB_ACCEPT_PAUSE_MS, so
- * that a loop retrying at once never spins. Never ends the program. */
+ * LAB_INVALID_SOCKET, silently, when a non-blocking listener has nobody waiting, and with a
+ * warning on other failures; then sets *out_of_descriptors to 1 if no descriptor was left
+ * (the connection stays queued, so accept() would fail again at once), else to 0. */
+lab_socket lab_try_accept(lab_socket listener, char *peer, size_t peer_size,
+                          int *out_of_descriptors);
+
+/* lab_try_accept, then a LAB_ACCEPT_PAUSE_MS sleep when out of descriptors, so that a loop
+ * retrying at once never spins. For threads that only accept. Never ends the program. */
 lab_socket lab_accept(lab_socket listener, char *peer, size_t peer_size);
 
 /* ---- clients ------------------------------------------------------------------------- */

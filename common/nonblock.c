@@ -46,6 +46,17 @@ void lab_sleep_ms(int milliseconds)
 #endif
 }
 
+long long lab_now_ms(void)
+{
+#ifdef _WIN32
+    return (long long)GetTickCount64();
+#else
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* not the wall clock: it can jump */
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+#endif
+}
+
 int lab_output_append(struct lab_output *output, const void *data, size_t len)
 {
     if (len > sizeof output->bytes - output->used) {
