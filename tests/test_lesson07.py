@@ -1,11 +1,14 @@
 """Lesson 07 - thread pool: the claims of lessons/07-thread-pool/README.md."""
+import os
 import re
+import signal
+import socket
 import threading
 
 from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, HostileClientChecks,
                      LabTestCase, LINE_MAX, MutationChecks, TOO_LONG_REPLY, fill_until_blocked,
                      linux_proc_available, open_descriptor_count, peer_path, program_path,
-                     sanitizer, thread_count, under_emulator, wait_until)
+                     sanitizer, scaled, thread_count, under_emulator, wait_until)
 
 LESSON = "07-thread-pool"
 DEFAULT_WORKERS = 4  # DEFAULT_WORKERS in lessons/07-thread-pool/server.c
@@ -51,6 +54,22 @@ def occupy_workers(test, server, count):
     silent = [test.connect(server) for _ in range(count)]
     wait_for_line(server, SERVES, silent)
     return silent
+
+
+def expect_clean_eof(connection):
+    """End of file and no reset, even one after it (Connection.expect_eof() accepts a reset).
+    Call it once the server has closed: Linux reports a reset that follows the end of file
+    only in SO_ERROR."""
+    connection.sock.settimeout(scaled(10))
+    try:
+        chunk = connection.buffer or connection.sock.recv(65536)
+    except ConnectionResetError as reset:
+        raise AssertionError("expected end of file, got a reset: %s" % reset) from None
+    if chunk:
+        raise AssertionError("expected end of file, got %r" % chunk[:200])
+    error = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise AssertionError("end of file, then a reset (SO_ERROR: %s)" % os.strerror(error))
 
 
 def serve_in_waves(test, server, total, wave, during_wave=None):
@@ -144,6 +163,27 @@ class QueueTests(LabTestCase):
             connection.close()  # its worker takes the next one
         queued[0].close()
         self.assertEqual(len(lines_matching(server, TURNED_AWAY % ANY_PEER)), 1)
+        self.assertTrue(server.running())
+
+    def test_a_newcomer_that_sent_a_line_is_turned_away_with_end_of_file_not_a_reset(self):
+        # close() with unread input sends a reset. The server is stopped while the newcomer
+        # connects and sends (the kernel completes the handshake), so the line is surely
+        # there before accept(): sent later, it could arrive after the server read it away.
+        if under_emulator() or not hasattr(signal, "SIGSTOP"):
+            self.skipTest("stops the server with SIGSTOP: POSIX native builds only")
+        server = self.start_server(["0", "127.0.0.1", "1"])
+        occupy_workers(self, server, 1)
+        queued = [self.connect(server) for _ in range(QUEUE_SIZE)]
+        wait_for_line(server, CONNECTED, queued)
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            newcomer = self.connect(server)
+            newcomer.send_line("let me in")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        newcomer.expect_line(BUSY_REPLY)
+        wait_for_line(server, TURNED_AWAY, [newcomer])  # printed after the close
+        expect_clean_eof(newcomer)
         self.assertTrue(server.running())
 
 

@@ -1,15 +1,13 @@
 /*
  * Lesson 07 - thread pool: WORKERS threads, started once, serve the clients that the
- * acceptor (main) puts into a bounded queue.
- *
- * Shows the limit that lesson 06 lacked: there every client got a thread, so a flood of
- * clients was a flood of threads. Here main() starts the workers, then only accepts:
+ * acceptor (main) puts into a bounded queue. Lesson 06 gave every client a thread, so a
+ * flood of clients was a flood of threads. Here main() starts the workers, then only accepts:
  *   - each accepted client goes into a queue of QUEUE_SIZE places, under the queue's mutex;
  *   - a worker sleeps on a condition variable until the queue holds a client, takes the
  *     oldest, serves it with lesson 03's loop (lab_serve_echo_client), closes it, and comes
  *     back for the next: the threads live as long as the server;
- *   - a full queue: the newcomer is answered "error: server busy" and closed, and the
- *     server goes on (lesson 05 does the same when its table is full);
+ *   - a full queue: the newcomer is answered "error: server busy" and closed (after reading
+ *     away what it sent: see turn_away), and the server goes on, as lesson 05's does;
  *   - the price: a worker stays with its client until the client leaves, so WORKERS silent
  *     clients stall everybody behind them. Lesson 08 (select) has no such limit.
  * New here: the condition variable (pthread_cond_*, or CONDITION_VARIABLE on Windows),
@@ -22,8 +20,10 @@
 
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#define SHUT_WR SD_SEND /* shutdown()'s "no more sending", as Winsock spells it */
+#endif
 
 #define DEFAULT_WORKERS 4
 #define WORKERS_LIMIT 1000 /* the most the command line accepts */
@@ -50,8 +50,7 @@ static void condition_init(condition *c)
 #endif
 }
 
-/* Unlocks mutex and sleeps, in one step, until woken; locks it again before returning. It
- * may return with nothing changed (a spurious wakeup): callers check again, in a loop. */
+/* Unlocks mutex and sleeps until woken, in one step; locks it again. Wakeups may be spurious. */
 static void condition_wait(condition *c, lab_mutex *mutex)
 {
 #ifdef _WIN32
@@ -76,8 +75,7 @@ struct client {
     char peer[LAB_ADDRESS_TEXT]; /* "ADDR:PORT", for messages */
 };
 
-/* The accepted clients that no worker has taken yet, oldest first, in a ring of QUEUE_SIZE
- * places. The acceptor and every worker share it: touch it only while holding lock. */
+/* Accepted clients no worker has taken yet, oldest first, in a ring; touch only under lock. */
 struct client_queue {
     lab_mutex lock;
     condition not_empty; /* signalled each time a client is put in */
@@ -107,9 +105,8 @@ static int queue_put(struct client_queue *queue, lab_socket accepted, const char
         client->socket = accepted;
         snprintf(client->peer, sizeof client->peer, "%s", peer);
         queue->count++;
-        /* Printed under the lock, so it comes out before the worker's "serves" line. */
-        printf("client connected from %s\n", peer);
-        condition_signal(&queue->not_empty); /* after the change, still under the lock */
+        printf("client connected from %s\n", peer); /* under the lock: before "serves" */
+        condition_signal(&queue->not_empty);        /* after the change, still under the lock */
     }
     lab_mutex_unlock(&queue->lock);
     return has_room ? 0 : -1;
@@ -146,12 +143,18 @@ static void worker_thread(void *argument)
     }
 }
 
-/* Answers a newcomer "server busy" and closes it; a new socket's send buffer takes it at once. */
+/* Answers a newcomer "server busy" and closes it. Not with close() alone: a socket closed with
+ * unread input (a line it sent) sends a reset, which may destroy the answer before it is read. */
 static void turn_away(lab_socket newcomer, const char *peer)
 {
     if (send(newcomer, SERVER_BUSY_REPLY, (int)strlen(SERVER_BUSY_REPLY), 0) < 0) {
         lab_warn("send", peer, lab_last_error());
     }
+    shutdown(newcomer, SHUT_WR); /* our end of file, after the answer */
+    char unread[1024];           /* what it sent: read away, at most 16 KiB, without waiting */
+    int reads = lab_set_nonblocking(newcomer) == 0 ? 16 : 0; /* none if recv() could wait */
+    while (reads-- > 0 && recv(newcomer, unread, (int)sizeof unread, 0) > 0) {
+    } /* until "would block", end of file or an error */
     lab_close(newcomer);
     printf("client %s turned away: server busy\n", peer);
 }
@@ -189,10 +192,8 @@ int main(int argc, char **argv)
     for (;;) {
         char peer[LAB_ADDRESS_TEXT];
         lab_socket accepted = lab_accept(listener, peer, sizeof peer);
-        if (!lab_socket_ok(accepted)) {
-            continue; /* lab_accept has warned (and paused, if out of descriptors) */
-        }
-        if (queue_put(&queue, accepted, peer) != 0) {
+        /* A failed lab_accept() has warned (and paused, if out of descriptors): try again. */
+        if (lab_socket_ok(accepted) && queue_put(&queue, accepted, peer) != 0) {
             turn_away(accepted, peer);
         }
     }
