@@ -3,9 +3,10 @@
  *
  * Lesson 05 polled every client and paused when none had anything: CPU burnt, or replies
  * delayed. select() sleeps until a socket in its sets is ready. The sets are rebuilt each
- * round; a client is in the write set only while answers wait (else select() returns at
- * once, every round); a socket at or above FD_SETSIZE is turned away before any FD_SET.
- * Clients are found by pointer in a list; serving one is lesson 05's round.
+ * round from what each client waits for (client_wants: write only while answers wait, else
+ * select() returns at once, every round); a socket at or above FD_SETSIZE is turned away
+ * before any FD_SET. Clients are found by pointer in a list; serving one is lesson 05's
+ * round. Out of descriptors, the listener is left out of the sets for a while.
  *
  * Run:    build/lessons/08-select/server [PORT [BIND-ADDRESS]]   (default 5050 127.0.0.1)
  * Before: 07-thread-pool (diff against 05-nonblocking-many).    Next: 09-nonblocking-client.
@@ -38,13 +39,16 @@ static void print_usage(void)
 #define FITS_IN_FD_SET(socket, client_count) ((socket) < FD_SETSIZE)
 #endif
 
-/* Accepts every waiting connection (the listener is non-blocking: lab_accept says "nobody"
- * when the queue is empty) and adds each one it can serve to the list. */
-static void accept_clients(lab_socket listener, struct lab_client_list *clients)
+/* Accepts every waiting connection (the listener is non-blocking: lab_try_accept says
+ * "nobody" when the queue is empty) and adds each one it can serve to the list. Returns 1
+ * if a connection is left waiting because no descriptor is free, else 0. */
+static int accept_clients(lab_socket listener, struct lab_client_list *clients)
 {
     char peer[LAB_ADDRESS_TEXT];
     lab_socket accepted;
-    while (lab_socket_ok(accepted = lab_accept(listener, peer, sizeof peer))) {
+    int out_of_descriptors;
+    while (lab_socket_ok(accepted =
+                             lab_try_accept(listener, peer, sizeof peer, &out_of_descriptors))) {
         if (!FITS_IN_FD_SET(accepted, clients->count)) { /* FD_SET past the set: corruption */
             fprintf(stderr, "server: client %s: socket %ld does not fit in an fd_set of %d\n", peer,
                     (long)accepted, FD_SETSIZE);
@@ -56,6 +60,25 @@ static void accept_clients(lab_socket listener, struct lab_client_list *clients)
             lab_client_add(clients, accepted, peer);
         }
     }
+    return out_of_descriptors;
+}
+
+/* What a client's socket waits for next. Writable only while answers wait: a socket with
+ * room in its buffer is always writable, so asking for it with nothing to send wakes
+ * select() at once, every round. Readable only while the next answer would fit (lesson 04's
+ * backpressure: a client that does not read is not read either) and input has not ended.
+ * This works because a round answers every whole line it can before it returns. */
+static enum lab_want client_wants(const struct lab_echo_client *client)
+{
+    int want = 0;
+    if (client->output != NULL) {
+        want |= LAB_WANT_WRITE;
+    }
+    if (!client->input_ended &&
+        (client->output == NULL || LAB_OUTPUT_MAX - client->output->used > LAB_LINE_MAX)) {
+        want |= LAB_WANT_READ;
+    }
+    return (enum lab_want)want;
 }
 
 /* Gives a ready client lesson 05's round; drops it if it left or failed. */
@@ -66,33 +89,50 @@ static void serve_client(struct lab_client_list *clients, struct lab_echo_client
     }
 }
 
-/* Fills the sets with the listener and what each client's socket waits for. */
-static void fill_sets(lab_socket listener, const struct lab_client_list *clients, fd_set *readable,
-                      fd_set *writable)
+/* Fills the sets with the listener (unless it is left out: LAB_INVALID_SOCKET) and what
+ * each client's socket waits for; returns the highest socket in them. */
+static lab_socket fill_sets(lab_socket listener, const struct lab_client_list *clients,
+                            fd_set *readable, fd_set *writable)
 {
     FD_ZERO(readable);
     FD_ZERO(writable);
-    FD_SET(listener, readable);
+    lab_socket highest = 0;
+    if (lab_socket_ok(listener)) {
+        FD_SET(listener, readable);
+        highest = listener;
+    }
     for (struct lab_echo_client *client = clients->first; client != NULL; client = client->next) {
-        enum lab_want want = lab_echo_wants(client);
+        enum lab_want want = client_wants(client);
         if (want & LAB_WANT_READ) {
             FD_SET(client->socket, readable);
         }
         if (want & LAB_WANT_WRITE) {
             FD_SET(client->socket, writable);
         }
+        highest = client->socket > highest ? client->socket : highest;
     }
+    return highest;
 }
 
 static void serve_forever(lab_socket listener)
 {
     struct lab_client_list clients = {NULL, NULL, 0};
+    long long accept_again_at = 0; /* out of descriptors: leave the listener out until then */
     for (;;) {
+        long long pause_left = accept_again_at - lab_now_ms();
+        if (pause_left > 0 && clients.count == 0) {
+            lab_sleep_ms((int)pause_left); /* nobody to serve meanwhile (and Windows fails */
+            continue;                      /* a wait for no socket at all) */
+        }
         fd_set readable, writable;
-        fill_sets(listener, &clients, &readable, &writable);
-        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. */
-        /* 1 + the highest descriptor to look at: FD_SETSIZE covers all (Winsock ignores it) */
-        int ready = select(FD_SETSIZE, &readable, &writable, NULL, NULL);
+        lab_socket highest = fill_sets(pause_left > 0 ? LAB_INVALID_SOCKET : listener, &clients,
+                                       &readable, &writable);
+        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. Only
+         * while the listener is left out does it wake when the pause ends. */
+        /* select() looks at descriptors 0 .. highest (Winsock's fd_set is a list: ignored) */
+        struct timeval pause = {(long)(pause_left / 1000), (long)(pause_left % 1000) * 1000};
+        int ready =
+            select((int)highest + 1, &readable, &writable, NULL, pause_left > 0 ? &pause : NULL);
         if (ready < 0 && !lab_error_is_interrupt(lab_last_error())) {
             lab_die("select", NULL, lab_last_error());
         }
@@ -105,8 +145,9 @@ static void serve_forever(lab_socket listener)
         }
         /* Newcomers last: this round asked nothing about them, and none of them can take the
          * descriptor number of a client dropped above while the walk still reads the answers. */
-        if (ready > 0 && FD_ISSET(listener, &readable)) {
-            accept_clients(listener, &clients);
+        if (ready > 0 && pause_left <= 0 && FD_ISSET(listener, &readable) &&
+            accept_clients(listener, &clients)) {
+            accept_again_at = lab_now_ms() + LAB_ACCEPT_PAUSE_MS; /* not a sleep: serve on */
         }
     }
 }

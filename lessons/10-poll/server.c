@@ -3,8 +3,9 @@
  *
  * poll() takes an array of struct pollfd as long as needed: no FD_SETSIZE, so nobody is
  * turned away. poll() writes what happened into revents; events keeps what was asked.
- * The array is rebuilt each round, in the list's order; POLLOUT only while answers wait;
- * POLLERR or POLLHUP alone sends the client to its round, whose recv() meets the error.
+ * The array is refilled each round, in the list's order, and grows only when the list
+ * does; POLLOUT only while answers wait (lesson 08's rule, now lab_echo_wants); POLLERR or
+ * POLLHUP alone sends the client to its round, whose recv() meets the error.
  * On Windows poll() is WSAPoll (README.md names its failure with refused connects).
  *
  * Run:    build/lessons/10-poll/server [PORT [BIND-ADDRESS]]   (default 5050 127.0.0.1)
@@ -25,13 +26,16 @@ static void print_usage(void)
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
-/* Accepts every waiting connection (the listener is non-blocking: lab_accept says "nobody"
- * when the queue is empty) and adds each one it can serve to the list. */
-static void accept_clients(lab_socket listener, struct lab_client_list *clients)
+/* Accepts every waiting connection (the listener is non-blocking: lab_try_accept says
+ * "nobody" when the queue is empty) and adds each one it can serve to the list. Returns 1
+ * if a connection is left waiting because no descriptor is free, else 0. */
+static int accept_clients(lab_socket listener, struct lab_client_list *clients)
 {
     char peer[LAB_ADDRESS_TEXT];
     lab_socket accepted;
-    while (lab_socket_ok(accepted = lab_accept(listener, peer, sizeof peer))) {
+    int out_of_descriptors;
+    while (lab_socket_ok(accepted =
+                             lab_try_accept(listener, peer, sizeof peer, &out_of_descriptors))) {
         if (lab_set_nonblocking(accepted) != 0) {
             lab_warn("set non-blocking", peer, lab_last_error());
             lab_close(accepted);
@@ -39,6 +43,7 @@ static void accept_clients(lab_socket listener, struct lab_client_list *clients)
             lab_client_add(clients, accepted, peer);
         }
     }
+    return out_of_descriptors;
 }
 
 /* Gives a ready client lesson 05's round; drops it if it left or failed. */
@@ -49,20 +54,24 @@ static void serve_client(struct lab_client_list *clients, struct lab_echo_client
     }
 }
 
-/* Allocates this round's array: entry 0 the listener, then one entry per client in the
- * list's order, each asking for what its socket waits for. No memory ends the server. */
-static struct pollfd *fill_entries(lab_socket listener, const struct lab_client_list *clients)
+/* Fills the array poll() reads (kept, grown only with the list: no malloc per wake): entry 0
+ * the listener, then each client in the list's order and what it waits for. No memory ends
+ * the server. */
+static void fill_entries(struct pollfd **entries, size_t *capacity, lab_socket listener,
+                         const struct lab_client_list *clients)
 {
-    struct pollfd *entries = calloc(clients->count + 1, sizeof *entries);
-    if (entries == NULL) {
-        fprintf(stderr, "server: no memory for %zu poll entries\n", clients->count + 1);
-        exit(1);
+    if (clients->count + 1 > *capacity) {
+        *capacity = 2 * (clients->count + 1);
+        if ((*entries = realloc(*entries, *capacity * sizeof **entries)) == NULL) {
+            fprintf(stderr, "server: no memory for %zu poll entries\n", *capacity);
+            exit(1);
+        }
     }
-    entries[0] = (struct pollfd){.fd = listener, .events = POLLIN};
-    struct pollfd *entry = entries + 1;
+    (*entries)[0] = (struct pollfd){.fd = listener, .events = POLLIN};
+    struct pollfd *entry = *entries + 1;
     for (struct lab_echo_client *client = clients->first; client != NULL; client = client->next) {
         enum lab_want want = lab_echo_wants(client);
-        entry->fd = client->socket;
+        *entry = (struct pollfd){.fd = client->socket, .events = 0};
         if (want & LAB_WANT_READ) {
             entry->events |= POLLIN;
         }
@@ -71,16 +80,25 @@ static struct pollfd *fill_entries(lab_socket listener, const struct lab_client_
         }
         entry++;
     }
-    return entries;
 }
 
 static void serve_forever(lab_socket listener)
 {
     struct lab_client_list clients = {NULL, NULL, 0};
+    struct pollfd *entries = NULL;
+    size_t capacity = 0;
+    long long accept_again_at = 0; /* out of descriptors: leave the listener out until then */
     for (;;) {
-        struct pollfd *entries = fill_entries(listener, &clients);
-        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. */
-        int ready = poll(entries, clients.count + 1, -1);
+        long long pause_left = accept_again_at - lab_now_ms();
+        if (pause_left > 0 && clients.count == 0) {
+            lab_sleep_ms((int)pause_left); /* nobody to serve meanwhile (and Windows fails */
+            continue;                      /* a wait for no socket at all) */
+        }
+        fill_entries(&entries, &capacity, listener, &clients);
+        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. Only
+         * while the listener is left out does it wake when the pause ends. */
+        int ready = pause_left > 0 ? poll(entries + 1, clients.count, (int)pause_left) /* no 0 */
+                                   : poll(entries, clients.count + 1, -1);
         if (ready < 0 && !lab_error_is_interrupt(lab_last_error())) {
             lab_die("poll", NULL, lab_last_error());
         }
@@ -94,10 +112,10 @@ static void serve_forever(lab_socket listener)
         }
         /* Newcomers last: this round asked nothing about them, and none of them can take the
          * descriptor number of a client dropped above while the walk still reads the answers. */
-        if (ready > 0 && entries[0].revents != 0) {
-            accept_clients(listener, &clients);
+        if (ready > 0 && pause_left <= 0 && entries[0].revents != 0 &&
+            accept_clients(listener, &clients)) {
+            accept_again_at = lab_now_ms() + LAB_ACCEPT_PAUSE_MS; /* not a sleep: serve on */
         }
-        free(entries);
     }
 }
 

@@ -58,13 +58,16 @@ static int watch(int epoll, struct lab_echo_client *client, int operation)
     return 0;
 }
 
-/* Accepts every waiting connection (the listener is non-blocking: lab_accept says "nobody"
- * when the queue is empty) and adds each one it can serve to the list. */
-static void accept_clients(int epoll, lab_socket listener, struct lab_client_list *clients)
+/* Accepts every waiting connection (the listener is non-blocking: lab_try_accept says
+ * "nobody" when the queue is empty) and adds each one it can serve to the list. Returns 1
+ * if a connection is left waiting because no descriptor is free, else 0. */
+static int accept_clients(int epoll, lab_socket listener, struct lab_client_list *clients)
 {
     char peer[LAB_ADDRESS_TEXT];
     lab_socket accepted;
-    while (lab_socket_ok(accepted = lab_accept(listener, peer, sizeof peer))) {
+    int out_of_descriptors;
+    while (lab_socket_ok(accepted =
+                             lab_try_accept(listener, peer, sizeof peer, &out_of_descriptors))) {
         struct lab_echo_client *client;
         if (lab_set_nonblocking(accepted) != 0) {
             lab_warn("set non-blocking", peer, lab_last_error());
@@ -73,6 +76,18 @@ static void accept_clients(int epoll, lab_socket listener, struct lab_client_lis
                    watch(epoll, client, EPOLL_CTL_ADD) != 0) {
             lab_client_remove(clients, client);
         }
+    }
+    return out_of_descriptors;
+}
+
+/* Tells epoll what the listener waits for (operation EPOLL_CTL_ADD or EPOLL_CTL_MOD):
+ * EPOLLIN, or nothing at all while no descriptor is free. Always level-triggered, with no
+ * client (NULL): out of descriptors, connections stay queued and are reported again. */
+static void watch_listener(int epoll, lab_socket listener, int operation, uint32_t events)
+{
+    struct epoll_event listening = {.events = events, .data.ptr = NULL};
+    if (epoll_ctl(epoll, operation, listener, &listening) != 0) {
+        lab_die("epoll_ctl", NULL, lab_last_error());
     }
 }
 
@@ -97,16 +112,21 @@ static void serve_forever(lab_socket listener)
 {
     struct lab_client_list clients = {NULL, NULL, 0};
     int epoll = epoll_create1(0);
-    /* The listener: always level-triggered, with no client (NULL). Out of descriptors,
-     * accept() leaves connections queued; level-triggered, epoll reports them again. */
-    struct epoll_event listening = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll < 0 || epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &listening) != 0) {
-        lab_die("epoll", NULL, lab_last_error());
+    if (epoll < 0) {
+        lab_die("epoll_create1", NULL, lab_last_error());
     }
+    watch_listener(epoll, listener, EPOLL_CTL_ADD, EPOLLIN);
+    long long accept_again_at = 0; /* out of descriptors: the listener is ignored until then */
     for (;;) {
+        long long pause_left = accept_again_at - lab_now_ms();
+        if (accept_again_at != 0 && pause_left <= 0) {
+            watch_listener(epoll, listener, EPOLL_CTL_MOD, EPOLLIN); /* the pause is over */
+            accept_again_at = 0;
+        }
         struct epoll_event events[MAX_EVENTS];
-        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. */
-        int ready = epoll_wait(epoll, events, MAX_EVENTS, -1);
+        /* No timeout: the thread sleeps until a socket is ready, using no CPU at all. Only
+         * while the listener is ignored does it wake when the pause ends. */
+        int ready = epoll_wait(epoll, events, MAX_EVENTS, accept_again_at ? (int)pause_left : -1);
         if (ready < 0 && !lab_error_is_interrupt(lab_last_error())) {
             lab_die("epoll_wait", NULL, lab_last_error());
         }
@@ -120,8 +140,9 @@ static void serve_forever(lab_socket listener)
             }
         }
         /* Newcomers last: a client dropped above cannot be mistaken for one of them. */
-        if (listener_ready) {
-            accept_clients(epoll, listener, &clients);
+        if (listener_ready && accept_clients(epoll, listener, &clients)) {
+            accept_again_at = lab_now_ms() + LAB_ACCEPT_PAUSE_MS; /* not a sleep: serve on */
+            watch_listener(epoll, listener, EPOLL_CTL_MOD, 0);
         }
     }
 }
