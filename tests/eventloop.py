@@ -6,15 +6,21 @@ one thread serves everybody; while nobody talks the thread sleeps in its waiting
 uses no CPU; an answer comes without a polling delay; silent, half-line and non-reading
 clients stall nobody; a burst bigger than one read is answered without more input (the
 "call the round until it reports idle" rule, which edge-triggered loops depend on); a
-client's answers wait, bounded, while it does not read, and none is lost.
+client's answers wait, bounded, while it does not read, and none is lost; a pipelined batch
+is answered in full although the client sends nothing more; only ready clients are served.
 """
+import os
 import platform
+import select
+import shutil
+import signal
 import socket
+import tempfile
 import threading
 import time
 
-from labtest import (LINE_MAX, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count, sanitizer,
-                     scaled, thread_count, wait_until)
+from labtest import (LINE_MAX, Program, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count,
+                     sanitizer, scaled, thread_count, wait_until)
 from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
                      push_without_reading, round_trip_times, wait_readable)
 
@@ -35,6 +41,77 @@ def connect_many(test, server, count):
     for _ in connections:
         server.stdout.expect(CONNECTED)
     return connections
+
+
+def small_buffer_connection(test, server, size):
+    """A connection whose own send and receive buffers are asked to be size bytes (Linux
+    doubles it), set before connect() so the window it offers is small from the start."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    test.addCleanup(sock.close)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    sock.settimeout(scaled(10))
+    sock.connect(server.address[:2])
+    return sock
+
+
+def largest_send_buffer():
+    """The most a TCP send buffer can grow to here (Linux's tcp_wmem; 4 MiB if unknown)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as sizes:
+            return int(sizes.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20
+
+
+def numbered_batch(lines):
+    """lines pipelined lines of 37 bytes each, numbered so that a gap is seen."""
+    return b"".join(b"line %05d of a pipelined batch ....\n" % number for number in range(lines))
+
+
+def read_answers(sock, expected_size, quiet_seconds):
+    """Reads until expected_size bytes came, the peer closed, or nothing came for
+    quiet_seconds; returns what came."""
+    received = bytearray()
+    while len(received) < expected_size:
+        readable, _, _ = select.select([sock], [], [], quiet_seconds)
+        if not readable:
+            break
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        received += chunk
+    return bytes(received)
+
+
+def count_receives(test, pid, workload):
+    """Runs workload() while strace counts the receive calls of process pid; returns the
+    count. Skips the test where strace is missing or may not trace."""
+    strace = shutil.which("strace")
+    if strace is None:
+        test.skipTest("needs strace to count system calls (Debian: apt-get install strace)")
+    scratch = tempfile.mkdtemp(prefix="lab-strace-")
+    test.addCleanup(shutil.rmtree, scratch, True)
+    summary = os.path.join(scratch, "strace.txt")
+    tracer = Program([strace, "-c", "-f", "-e", "trace=recvfrom,recvmsg,read", "-o", summary,
+                      "-p", str(pid)])
+    try:
+        try:
+            tracer.stderr.expect(r"Process \d+ attached", 10, "strace's stderr")
+        except AssertionError:
+            test.skipTest("strace cannot trace here: %s" % tracer.stderr.text().strip())
+        workload()
+        tracer.process.send_signal(signal.SIGINT)  # strace detaches and writes its table
+        tracer.wait(15)
+    finally:
+        tracer.kill()
+    calls = 0
+    with open(summary) as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 5 and fields[-1] in ("recvfrom", "recvmsg", "read"):
+                calls += int(fields[3])
+    return calls
 
 
 def echo_rounds(connections, rounds=1, tag="client"):
@@ -154,6 +231,81 @@ class EventLoopChecks:
             self.join_threads()
         self.assertLess(median_ms(times), scaled(50), "another client's median reply while "
                         "one client floods: %.1f ms" % median_ms(times))
+
+    def test_a_pipelined_batch_is_answered_in_full_though_nothing_more_is_sent(self):
+        # The client pipelines a batch with small buffers, stops sending without closing,
+        # then reads. A round that sends its answers and returns while whole lines still
+        # wait in its input would leave them there for ever: the socket never becomes
+        # readable again. Sizes swept, each on a new connection; every byte must come back.
+        server = self.start_server()
+        for lines in range(2600, 4400, 45):
+            sock = small_buffer_connection(self, server, 8192)
+            batch = numbered_batch(lines)
+            sender = threading.Thread(target=sock.sendall, args=(batch,), daemon=True)
+            sender.start()
+            sender.join(scaled(2))  # buffers full before the batch is out: read meanwhile
+            answers = read_answers(sock, len(batch), scaled(2))
+            sender.join(scaled(10))
+            if answers != batch:
+                self.fail("batch of %d bytes: %s" % (len(batch), describe_difference(batch, answers)))
+            sock.close()
+
+    def test_beside_a_client_that_does_not_read_it_uses_no_cpu(self):
+        # A client sends and never reads: its answers fill every buffer. The loop must stop
+        # asking to read it (its answer would not fit) - a socket that stays readable while
+        # the round takes nothing wakes the loop at once, for ever, at a full core.
+        self.require_linux_proc()
+        server = self.start_server()
+        hog = self.connect(server)
+        self.assertLess(fill_until_blocked(hog), 64 * 1024 * 1024,
+                        "the server should stop reading a client that does not read")
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.05, "beside a client that does not read: %.1f%% of a core"
+                        % (share * 100))
+        other = self.connect(server)
+        echo_rounds([other], tag="beside the hog")
+
+    def test_after_a_half_close_every_answer_comes_though_the_buffers_were_full(self):
+        # More lines than the server's send buffer can grow to (Linux: tcp_wmem's largest),
+        # then EOF, to a client that reads slowly through a small buffer: when the server
+        # reads the EOF, answers still wait in its output. Closing then (instead of finishing
+        # them) loses them; the client must get every byte.
+        server = self.start_server()
+        sock = small_buffer_connection(self, server, 4096)
+        batch = numbered_batch((largest_send_buffer() + (1 << 20)) // 37)
+
+        def send_then_half_close():
+            sock.sendall(batch)
+            sock.shutdown(socket.SHUT_WR)
+        self.in_thread(send_then_half_close)
+        received = bytearray()
+        while True:
+            time.sleep(0.001)  # pace: a slow reader, so the server's answers back up
+            chunk = sock.recv(8192)
+            if not chunk:
+                break
+            received += chunk
+        self.join_threads()
+        if bytes(received) != batch:
+            self.fail("after the half-close: " + describe_difference(batch, bytes(received)))
+        server.stdout.expect(DISCONNECTED)
+
+    def test_only_the_ready_clients_are_served(self):
+        # 200 clients connected and silent, one client asks 500 times: a loop that gives
+        # every client a round on every wake makes 200 receives per request instead of
+        # about one. strace counts the server's receive calls.
+        self.require_linux_proc()
+        server = self.start_server()
+        idle = connect_many(self, server, 200)
+        active = self.connect(server)
+        echo_rounds([active], tag="warm up")
+
+        def five_hundred_requests():
+            echo_rounds([active], rounds=500, tag="ready")
+        receives = count_receives(self, server.pid, five_hundred_requests)
+        self.assertLess(receives, 500 * 4, "%d receive calls for 500 requests with 200 idle "
+                        "clients: are idle clients served on every wake?" % receives)
+        self.assertTrue(idle)
 
     def test_one_byte_at_a_time_is_answered_once_the_line_is_whole(self):
         server = self.start_server()

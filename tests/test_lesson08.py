@@ -2,7 +2,7 @@
 import os
 
 from eventloop import CONNECTED, EventLoopChecks, connect_many, echo_rounds
-from labtest import (AcceptBackoffCheck, CommandLineChecks, HostileClientChecks, LabTestCase,
+from labtest import (CommandLineChecks, LoopBackoffCheck, HostileClientChecks, LabTestCase,
                      MutationChecks, peer_path, program_path, under_emulator)
 
 LESSON = "08-select"
@@ -52,7 +52,7 @@ class HostileClientTests(HostileClientChecks, LabTestCase):
     LESSON = LESSON
 
 
-class ResourceTests(AcceptBackoffCheck, LabTestCase):
+class ResourceTests(LoopBackoffCheck, LabTestCase):
     LESSON = LESSON
 
 
@@ -74,6 +74,23 @@ class WrongServerTests(MutationChecks):
             ["test_lesson08.FdSetSizeTests"],
             ["test_a_socket_past_fd_setsize_is_refused_and_the_others_are_served"],
             server=peer_path("broken_select_no_fd_setsize_check.py"))
+
+    def test_a_select_server_reading_while_its_output_is_full_spins(self):
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests"],
+            ["test_beside_a_client_that_does_not_read_it_uses_no_cpu"],
+            server=self.variant_path("08-reads-while-full"))
+
+    def test_a_select_server_serving_every_client_on_every_wake_fails(self):
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests"], ["test_only_the_ready_clients_are_served"],
+            server=self.variant_path("08-serves-everyone"))
+
+    def test_a_select_server_sleeping_in_its_loop_out_of_descriptors_fails(self):
+        self.assert_suite_fails(
+            ["test_lesson08.ResourceTests"],
+            ["test_out_of_descriptors_the_loop_does_not_sleep_on_its_clients"],
+            server=self.variant_path("08-accept-sleeps"))
 
     def test_lesson05s_polling_loop_fails_the_idle_test(self):
         # Its 10 ms pause: about 3% of a core with 100 clients, asleep in nanosleep().

@@ -5,22 +5,13 @@ import socket
 import time
 
 from eventloop import EventLoopChecks, echo_rounds
-from labtest import (AcceptBackoffCheck, CommandLineChecks, HostileClientChecks, LabTestCase,
-                     MutationChecks, peer_path, scaled)
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LoopBackoffCheck,
+                     MutationChecks, peer_path, rss_bytes, scaled)
 from polling import median_ms, round_trip_times
 
 LESSON = "11-epoll"
 IDLE_CLIENTS = 10000
 RSS_PER_IDLE_CLIENT_LIMIT = 2048  # bytes: the design card's bound
-
-
-def rss_bytes(pid):
-    """Resident memory of a process, from /proc/PID/status."""
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
 
 
 class LevelTriggeredTests(EventLoopChecks, LabTestCase):
@@ -92,12 +83,12 @@ class EdgeTriggeredHostileClientTests(HostileClientChecks, LabTestCase):
     SERVER_ARGS = ("0", "127.0.0.1", "edge")
 
 
-class ResourceTests(AcceptBackoffCheck, LabTestCase):
+class ResourceTests(LoopBackoffCheck, LabTestCase):
     LESSON = LESSON
     LINUX_ONLY = True
 
 
-class EdgeTriggeredResourceTests(AcceptBackoffCheck, LabTestCase):
+class EdgeTriggeredResourceTests(LoopBackoffCheck, LabTestCase):
     LESSON = LESSON
     LINUX_ONLY = True
     SERVER_ARGS = ("0", "127.0.0.1", "edge")
