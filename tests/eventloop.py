@@ -19,8 +19,8 @@ import tempfile
 import threading
 import time
 
-from labtest import (LINE_MAX, Program, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count,
-                     sanitizer, scaled, thread_count, wait_until)
+from labtest import (LINE_MAX, NetworkNamespace, Program, TOO_LONG_REPLY, fill_until_blocked,
+                     open_descriptor_count, sanitizer, scaled, thread_count, wait_until)
 from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
                      push_without_reading, round_trip_times, wait_readable)
 
@@ -53,15 +53,6 @@ def small_buffer_connection(test, server, size):
     sock.settimeout(scaled(10))
     sock.connect(server.address[:2])
     return sock
-
-
-def largest_send_buffer():
-    """The most a TCP send buffer can grow to here (Linux's tcp_wmem; 4 MiB if unknown)."""
-    try:
-        with open("/proc/sys/net/ipv4/tcp_wmem") as sizes:
-            return int(sizes.read().split()[2])
-    except (OSError, ValueError, IndexError):
-        return 4 << 20
 
 
 def numbered_batch(lines):
@@ -266,13 +257,19 @@ class EventLoopChecks:
         echo_rounds([other], tag="beside the hog")
 
     def test_after_a_half_close_every_answer_comes_though_the_buffers_were_full(self):
-        # More lines than the server's send buffer can grow to (Linux: tcp_wmem's largest),
-        # then EOF, to a client that reads slowly through a small buffer: when the server
-        # reads the EOF, answers still wait in its output. Closing then (instead of finishing
-        # them) loses them; the client must get every byte.
-        server = self.start_server()
-        sock = small_buffer_connection(self, server, 4096)
-        batch = numbered_batch((largest_send_buffer() + (1 << 20)) // 37)
+        # 740 KB of lines, then EOF, to a client that reads slowly through a small buffer,
+        # from a server whose send buffer is held at 16 KB (its own network namespace:
+        # loopback's buffers grow to megabytes and hide the mistake). When the server reads
+        # the EOF, answers still wait in its output; closing then instead of finishing
+        # them loses them. The client must get every byte.
+        namespace = NetworkNamespace(self, tcp_wmem="4096 16384 16384")
+        server = self.start_server(namespace=namespace)
+        sock = namespace.socket()
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(scaled(10))
+        sock.connect(server.address)
+        batch = numbered_batch(20000)
 
         def send_then_half_close():
             sock.sendall(batch)

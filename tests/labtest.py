@@ -299,10 +299,10 @@ class Server(Program):
 class Connection:
     """A test's own TCP connection to a server, reading whole lines with deadlines."""
 
-    def __init__(self, address, timeout=10.0, family=None):
+    def __init__(self, address, timeout=10.0, family=None, sock=None):
         if family is None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock = sock or socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(scaled(timeout))
         self.sock.connect(address)
         self.buffer = b""
@@ -379,6 +379,63 @@ class Connection:
 
     def close(self):
         self.sock.close()
+
+
+# ---- a network namespace of the test's own (root only) -----------------------------------
+
+class NetworkNamespace:
+    """A network namespace the test makes and deletes (ip netns; root only): its own
+    loopback and its own TCP sysctls, e.g. tcp_wmem to give the server a small send buffer
+    it cannot change from outside. Start a server in it with start_server(namespace=...),
+    and make sockets in it with socket()."""
+
+    _count = 0
+
+    def __init__(self, test, **tcp_sysctls):
+        if not sys.platform.startswith("linux") or under_emulator():
+            test.skipTest("needs a Linux network namespace")
+        if os.geteuid() != 0:
+            test.skipTest("needs root to make a network namespace (CI runs as root)")
+        self.ip = shutil.which("ip")
+        if self.ip is None:
+            test.skipTest("needs ip to make a network namespace (Debian: apt-get install iproute2)")
+        NetworkNamespace._count += 1
+        self.name = "lab-%d-%d" % (os.getpid(), NetworkNamespace._count)
+        self._ip("netns", "add", self.name)
+        test.addCleanup(subprocess.run, [self.ip, "netns", "delete", self.name],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._ip("-n", self.name, "link", "set", "lo", "up")
+        for key, value in tcp_sysctls.items():  # /proc/sys/net is the opener's namespace's
+            self._ip("netns", "exec", self.name, "sh", "-c",
+                     "echo '%s' > /proc/sys/net/ipv4/%s" % (value, key))
+
+    def _ip(self, *arguments):
+        subprocess.run([self.ip] + list(arguments), check=True, stdout=subprocess.DEVNULL)
+
+    def command_prefix(self):
+        return [self.ip, "netns", "exec", self.name]
+
+    def socket(self):
+        """A TCP socket made inside the namespace (by a thread that joins it for that)."""
+        import ctypes
+        made = []
+
+        def make():
+            libc = ctypes.CDLL(None, use_errno=True)
+            descriptor = os.open("/run/netns/" + self.name, os.O_RDONLY)
+            try:
+                if libc.setns(descriptor, 0x40000000) != 0:  # CLONE_NEWNET
+                    made.append(OSError(ctypes.get_errno(), "setns"))
+                    return
+            finally:
+                os.close(descriptor)
+            made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        thread = threading.Thread(target=make)  # setns changes only the calling thread
+        thread.start()
+        thread.join()
+        if isinstance(made[0], OSError):
+            raise made[0]
+        return made[0]
 
 
 # ---- /proc readings (Linux, native programs only) ---------------------------------------
@@ -492,13 +549,14 @@ class LabTestCase(unittest.TestCase):
         """Path of this lesson's (or another lesson's) server or client."""
         return program_path(lesson or self.LESSON, role, own=lesson in (None, self.LESSON))
 
-    def start_server(self, args=None, lesson=None, path=None, **options):
+    def start_server(self, args=None, lesson=None, path=None, namespace=None, **options):
         """Starts a server (SERVER_ARGS, port 0, unless args say otherwise) and waits until
-        it listens."""
+        it listens - inside namespace (a NetworkNamespace) if one is given."""
         if args is None:
             args = self.SERVER_ARGS if lesson in (None, self.LESSON) else ("0",)
         path = path or self.program("server", lesson)
-        server = self._track(lambda: Server(command_for(path, args), **options))
+        argv = (namespace.command_prefix() if namespace else []) + command_for(path, args)
+        server = self._track(lambda: Server(argv, **options))
         return server
 
     def start_client(self, args, stdin_data=None, lesson=None, path=None, **options):

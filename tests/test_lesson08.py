@@ -86,6 +86,14 @@ class WrongServerTests(MutationChecks):
             ["test_lesson08.SelectTests"], ["test_only_the_ready_clients_are_served"],
             server=self.variant_path("08-serves-everyone"))
 
+    def test_a_select_server_closing_at_end_of_file_with_answers_queued_fails(self):
+        if os.geteuid() != 0:
+            self.skipTest("the half-close test needs root (a network namespace); CI runs it")
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests"],
+            ["test_after_a_half_close_every_answer_comes_though_the_buffers_were_full"],
+            server=self.variant_path("08-close-at-eof"))
+
     def test_a_select_server_sleeping_in_its_loop_out_of_descriptors_fails(self):
         self.assert_suite_fails(
             ["test_lesson08.ResourceTests"],
