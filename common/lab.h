@@ -11,6 +11,7 @@
  *              client served, the command line as strings             taught in lesson 03
  *   nonblock   non-blocking mode, would-block errors, output buffer,
  *              one non-blocking echo client's round                   taught in lesson 04
+ *              a monotonic clock in milliseconds (lab_now_ms)         written out in lesson 08
  *   accept     accept() that names the peer and backs off when out of
  *              descriptors                                            taught in lessons 03-05
  *   clients    a list of clients (lesson 05's table, unbounded)       taught in lesson 05
@@ -211,8 +212,8 @@ int lab_error_is_would_block(int error_code);
 /* Pauses the calling thread for about milliseconds ms (nanosleep, or Sleep on Windows). */
 void lab_sleep_ms(int milliseconds);
 
-/* Milliseconds on a clock that only goes forward (CLOCK_MONOTONIC, GetTickCount64), for
- * measuring how long until a deadline; its zero means nothing. */
+/* Lesson 08's now_ms(): milliseconds on a clock that only goes forward (CLOCK_MONOTONIC,
+ * GetTickCount64), for how long until a deadline; its zero means nothing. */
 long long lab_now_ms(void);
 
 /* Bytes waiting to be sent on a non-blocking socket. */

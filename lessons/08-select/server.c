@@ -20,6 +20,7 @@
 #include <stdio.h>
 #ifndef _WIN32
 #include <sys/select.h>
+#include <time.h>
 #endif
 
 static void print_usage(void)
@@ -38,6 +39,19 @@ static void print_usage(void)
 #else
 #define FITS_IN_FD_SET(socket, client_count) ((socket) < FD_SETSIZE)
 #endif
+
+/* Milliseconds on a clock that only goes forward: a pause must not stretch or vanish when
+ * someone sets the wall clock (time() would). */
+static long long now_ms(void)
+{
+#ifdef _WIN32
+    return (long long)GetTickCount64();
+#else
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+#endif
+}
 
 /* Accepts every waiting connection (the listener is non-blocking: lab_try_accept says
  * "nobody" when the queue is empty) and adds each one it can serve to the list. Returns 1
@@ -119,7 +133,7 @@ static void serve_forever(lab_socket listener)
     struct lab_client_list clients = {NULL, NULL, 0};
     long long accept_again_at = 0; /* out of descriptors: leave the listener out until then */
     for (;;) {
-        long long pause_left = accept_again_at - lab_now_ms();
+        long long pause_left = accept_again_at - now_ms();
         if (pause_left > 0 && clients.count == 0) {
             lab_sleep_ms((int)pause_left); /* nobody to serve meanwhile (and Windows fails */
             continue;                      /* a wait for no socket at all) */
@@ -147,7 +161,7 @@ static void serve_forever(lab_socket listener)
          * descriptor number of a client dropped above while the walk still reads the answers. */
         if (ready > 0 && pause_left <= 0 && FD_ISSET(listener, &readable) &&
             accept_clients(listener, &clients)) {
-            accept_again_at = lab_now_ms() + LAB_ACCEPT_PAUSE_MS; /* not a sleep: serve on */
+            accept_again_at = now_ms() + LAB_ACCEPT_PAUSE_MS; /* not a sleep: serve on */
         }
     }
 }
