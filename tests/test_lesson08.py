@@ -94,6 +94,14 @@ class WrongServerTests(MutationChecks):
             ["test_after_a_half_close_every_answer_comes_though_the_buffers_were_full"],
             server=self.variant_path("08-close-at-eof"))
 
+    def test_a_round_that_stops_after_one_send_fails(self):
+        if os.geteuid() != 0:
+            self.skipTest("the stop-and-go batch test needs root (a network namespace)")
+        self.assert_suite_fails(
+            ["test_lesson08.SelectTests"],
+            ["test_a_pipelined_batch_is_answered_in_full_when_its_answers_leave_at_once"],
+            server=self.variant_path("08-round-stops-after-send"))
+
     def test_a_select_server_sleeping_in_its_loop_out_of_descriptors_fails(self):
         self.assert_suite_fails(
             ["test_lesson08.ResourceTests"],

@@ -10,6 +10,7 @@ A variant is a file tests/variants/NAME.variant:
   lesson: 03-iterative-server
   program: server
   about: what the change shows, in one line
+  file: common/NAME.c (optional: change that file of the helper instead of the lesson's)
   replace: the exact text to find in lessons/LESSON/PROGRAM.c (it must occur once)
   with: what to put there instead
 (several replace/with pairs may follow). The copy is compiled with the lab's helper
@@ -45,16 +46,23 @@ def read_variant(name):
                 variant["changes"].append([value, None])
             elif key == "with" and variant["changes"]:
                 variant["changes"][-1][1] = value
-            elif key in ("lesson", "program", "about"):
+            elif key in ("lesson", "program", "about", "file"):
                 variant[key] = value
             else:
                 raise SystemExit("variants.py: %s:%d: unknown line %r" % (path, number, line))
     return variant
 
 
+def changed_path(variant):
+    """The file the variant changes: the lesson's program, or the helper file it names."""
+    if "file" in variant:
+        return os.path.join(LAB_DIR, variant["file"])
+    return os.path.join(LAB_DIR, "lessons", variant["lesson"], variant["program"] + ".c")
+
+
 def changed_source(variant):
-    """The lesson's source with the variant's changes made; each must match exactly once."""
-    source_path = os.path.join(LAB_DIR, "lessons", variant["lesson"], variant["program"] + ".c")
+    """The changed file's text with the variant's changes made; each must match once."""
+    source_path = changed_path(variant)
     with open(source_path, encoding="utf-8") as text:
         source = text.read()
     for old, new in variant["changes"]:
@@ -69,14 +77,20 @@ def build(name, build_dir, cflags):
     variant = read_variant(name)
     out_dir = os.path.join(build_dir, "variants", name)
     os.makedirs(out_dir, exist_ok=True)
-    source_path = os.path.join(out_dir, variant["program"] + ".c")
-    with open(source_path, "w", encoding="utf-8") as text:
+    lesson_source = os.path.join(LAB_DIR, "lessons", variant["lesson"], variant["program"] + ".c")
+    helper = sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c")))
+    changed = os.path.join(out_dir, os.path.basename(changed_path(variant)))
+    with open(changed, "w", encoding="utf-8") as text:
         text.write(changed_source(variant))
+    if "file" in variant:  # the lesson as it is, with the changed helper file in its place
+        helper = [changed if path == changed_path(variant) else path for path in helper]
+    else:
+        lesson_source = changed
     program = os.path.join(out_dir, variant["program"])
     command = (shlex.split(os.environ.get("CC", "cc")) + ["-std=c11", "-D_POSIX_C_SOURCE=200809L"]
                + WARNINGS + shlex.split(cflags) + ["-I", os.path.join(LAB_DIR, "common"),
-                                                   "-o", program, source_path]
-               + sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c"))) + ["-pthread"])
+                                                   "-o", program, lesson_source]
+               + helper + ["-pthread"])
     subprocess.run(command, check=True)
     return program
 
@@ -92,8 +106,8 @@ def main():
         for path in sorted(glob.glob(os.path.join(VARIANTS_DIR, "*.variant"))):
             name = os.path.basename(path)[:-len(".variant")]
             variant = read_variant(name)
-            print("%-28s %s/%s.c: %s" % (name, variant["lesson"], variant["program"],
-                                         variant.get("about", "")))
+            where = variant.get("file") or "%s/%s.c" % (variant["lesson"], variant["program"])
+            print("%-28s %s: %s" % (name, where, variant.get("about", "")))
         return 0
     try:
         print(build(options.name, os.path.abspath(options.build_dir), options.cflags))
