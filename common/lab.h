@@ -17,6 +17,8 @@
  *   clients    a list of clients (lesson 05's table, unbounded)       taught in lesson 05
  *              what a client waits for next (lab_echo_wants)          written out in lesson 08
  *   thread     detached threads and a mutex                           taught in lesson 06
+ *   keyboard   stdin as something select()/poll() can wait on        taught in lesson 09
+ *   loop       a poll() loop over connections, with hooks             taught in lesson 10
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
  * static: a connection's state lives in a struct the lesson owns.
@@ -304,6 +306,41 @@ struct lab_echo_client *lab_client_add(struct lab_client_list *list, lab_socket 
 /* Unlinks a client, closes it, prints "client PEER disconnected" and frees it. */
 void lab_client_remove(struct lab_client_list *list, struct lab_echo_client *client);
 
+/* ---- loop: lesson 10's poll() loop, for servers whose idea lies elsewhere (lesson 12) ---- */
+
+/* What the loop knows of a connection; a lesson's own struct begins with one, so that a
+ * struct lab_connection * and the lesson's pointer are the same address. */
+struct lab_connection {
+    lab_socket socket;
+    char peer[LAB_ADDRESS_TEXT];
+    struct lab_connection *next; /* the next in struct lab_connection_list */
+};
+
+/* The connections of the loop, newest first, and how many there are. */
+struct lab_connection_list {
+    struct lab_connection *first;
+    size_t count;
+};
+
+/* What lab_poll_loop asks of the lesson, connection by connection. */
+struct lab_loop_hooks {
+    /* A new connection (non-blocking) from peer: returns its state (the loop then fills in
+     * socket and peer, and adds it), or NULL to refuse it (the loop closes the socket). */
+    struct lab_connection *(*accepted)(const char *peer);
+    /* What the connection waits for now (LAB_WANT_...), or 0: close and remove it. */
+    int (*wants)(struct lab_connection *connection);
+    /* Its socket is ready (revents from poll()): do what goes without waiting. */
+    void (*ready)(struct lab_connection *connection, short revents);
+    /* It was removed from the list and its socket closed: free what it holds. */
+    void (*removed)(struct lab_connection *connection);
+};
+
+/* Serves for ever: poll() over the listener and every connection in list, as lesson 10's
+ * loop does (array kept between wakes, write interest only as wants() says, the listener
+ * left out of the wait LAB_ACCEPT_PAUSE_MS when no descriptor is free). */
+_Noreturn void lab_poll_loop(lab_socket listener, struct lab_connection_list *list,
+                             const struct lab_loop_hooks *hooks);
+
 /* ---- thread -------------------------------------------------------------------------- */
 
 /* Starts body(argument) on a new detached thread; returns 0, or -1 if it could not start. */
@@ -324,5 +361,24 @@ void lab_mutex_lock(lab_mutex *mutex);
 
 /* Unlocks a mutex this thread holds. */
 void lab_mutex_unlock(lab_mutex *mutex);
+
+/* ---- keyboard ------------------------------------------------------------------------ */
+
+/* Standard input as something a select() or poll() loop waits on beside its sockets. POSIX:
+ * stdin itself, descriptor 0. Windows, whose select() and WSAPoll() take only sockets: one
+ * end of a loopback TCP connection that a thread feeds with what it reads from stdin. */
+struct lab_keyboard {
+    /* For an fd_set, or a pollfd with POLLIN: readable means typed bytes or end of input. In
+     * revents that is POLLIN or POLLHUP (a pipe's end of input sets POLLHUP alone). */
+    lab_socket waitable;
+};
+
+/* Sets keyboard->waitable up (on Windows starts the thread); once per process. Returns 0, or
+ * -1 with a warning. */
+int lab_keyboard_open(struct lab_keyboard *keyboard);
+
+/* Reads what was typed, raw (never stdio), once waitable is readable; returns the byte
+ * count (> 0), 0 at end of input, or -1 on an error (warned). */
+long lab_keyboard_read(struct lab_keyboard *keyboard, char *buffer, size_t size);
 
 #endif /* LAB_H */

@@ -9,12 +9,12 @@
  *     EINPROGRESS (WSAEWOULDBLOCK on Windows): the handshake is under way. select() waits
  *     for the socket to become writable - the handshake is over - but only until a
  *     deadline; then getsockopt(SO_ERROR) says whether it worked;
- *   - one select() loop (lesson 08's call) waits for stdin and the server together: typed
- *     bytes go out as they come (what the socket cannot take yet waits in a struct
+ *   - one select() loop (lesson 08's call) waits for the keyboard and the server together:
+ *     typed bytes go out as they come (what the socket cannot take yet waits in a struct
  *     lab_output), answers print as they arrive, and end of input becomes a half-close -
  *     shutdown() - so the answers still on their way are printed before the program ends.
- * Windows' select() takes sockets only, not stdin: there a small thread reads stdin and
- * sends what it reads, and the loop waits for the server alone (README.md says more).
+ * The keyboard is common/keyboard.c's: stdin itself on POSIX; on Windows, whose select()
+ * takes sockets only, a socket that a small thread feeds from stdin (README.md says more).
  *
  * Run:    build/lessons/09-nonblocking-client/client [HOST [PORT [TIMEOUT-MS]]]
  *         (default 127.0.0.1 5050 5000), e.g. client localhost 5050 1000
@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#define SHUT_WR SD_SEND /* shutdown()'s "no more sending", as Winsock spells it */
+#else
 #include <sys/select.h>
 #include <time.h>
 #endif
@@ -207,121 +209,14 @@ static lab_socket connect_to_server(const char *host, const char *port, long tim
 /* What the loop knows about the conversation with the server. */
 struct session {
     lab_socket server;
+    struct lab_keyboard keyboard;   /* stdin, in a form select() takes (common/keyboard.c) */
     struct lab_line_reader replies; /* the server's answers, cut into lines */
-    struct lab_output typed;        /* typed bytes the socket has not taken yet (POSIX) */
+    struct lab_output typed;        /* typed bytes the socket has not taken yet */
     char last_typed;                /* the last byte read from stdin, '\n' if none */
-    int input_ended;                /* stdin is at end of file (POSIX) */
+    int input_ended;                /* stdin is at end of file */
     int told_server;                /* end of input passed on with shutdown() */
-#ifdef _WIN32
-    lab_mutex told_server_lock; /* told_server is set by the stdin thread */
-#endif
 };
 
-/* Reads what stdin holds now, waiting for at least one byte; returns the count, or 0 at
- * end of input. Raw reads, not stdio: stdio would pull more than one line into its own
- * buffer, where select() cannot see it. */
-static long read_stdin(char *buffer, size_t size)
-{
-#ifdef _WIN32
-    DWORD count = 0;
-    if (!ReadFile(GetStdHandle(STD_INPUT_HANDLE), buffer, (DWORD)size, &count, NULL)) {
-        return 0; /* ERROR_BROKEN_PIPE: the writing end closed - end of input */
-    }
-    return (long)count;
-#else
-    ssize_t count;
-    do {
-        count = read(STDIN_FILENO, buffer, size);
-    } while (count < 0 && errno == EINTR);
-    if (count < 0) {
-        lab_warn("read", "stdin", errno);
-        return 0; /* stdin is unusable: treat it as ended */
-    }
-    return (long)count;
-#endif
-}
-
-/* Tells the server no more lines will come - a half-close: our side sends FIN, but the
- * connection stays open the other way, so the answers still on their way arrive. Closing
- * the socket instead would throw them away. */
-static void tell_server_input_ended(struct session *session)
-{
-#ifdef _WIN32
-    lab_mutex_lock(&session->told_server_lock);
-    session->told_server = 1; /* set before the FIN leaves: the server may answer at once */
-    lab_mutex_unlock(&session->told_server_lock);
-    if (shutdown(session->server, SD_SEND) != 0) {
-        lab_warn("shutdown", NULL, lab_last_error());
-    }
-#else
-    session->told_server = 1;
-    if (shutdown(session->server, SHUT_WR) != 0) {
-        lab_warn("shutdown", NULL, lab_last_error());
-    }
-#endif
-}
-
-/* True once the server has been told that input ended. */
-static int server_was_told(struct session *session)
-{
-#ifdef _WIN32
-    lab_mutex_lock(&session->told_server_lock);
-    int told = session->told_server;
-    lab_mutex_unlock(&session->told_server_lock);
-    return told;
-#else
-    return session->told_server;
-#endif
-}
-
-#ifdef _WIN32
-/* Sends all len bytes on the non-blocking socket; when its buffer is full, waits in
- * select() until there is room instead of trying again in a loop. Returns 0 or -1. */
-static int send_when_writable(lab_socket s, const char *data, size_t len)
-{
-    while (len > 0) {
-        int sent = send(s, data, (int)len, 0);
-        if (sent >= 0) {
-            data += sent;
-            len -= (size_t)sent;
-            continue;
-        }
-        if (!lab_error_is_would_block(lab_last_error())) {
-            return -1;
-        }
-        fd_set writable;
-        FD_ZERO(&writable);
-        FD_SET(s, &writable);
-        if (select(0, NULL, &writable, NULL, NULL) < 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The stdin thread (Windows only): its one job is to wait for typed input and send it,
- * which the main loop cannot do because Winsock's select() does not take stdin. It shares
- * nothing with the main loop but the socket (set before it starts) and told_server. */
-static void forward_typed_input(void *argument)
-{
-    struct session *session = argument;
-    char chunk[4096];
-    char last_typed = '\n';
-    long count;
-    while ((count = read_stdin(chunk, sizeof chunk)) > 0) {
-        last_typed = chunk[count - 1];
-        if (send_when_writable(session->server, chunk, (size_t)count) != 0) {
-            lab_warn("send", NULL, lab_last_error());
-            return; /* the main loop sees the server's close or reset and ends */
-        }
-    }
-    if (last_typed != '\n' && send_when_writable(session->server, "\n", 1) != 0) {
-        lab_warn("send", NULL, lab_last_error());
-        return;
-    }
-    tell_server_input_ended(session);
-}
-#else
 /* True when stdin should be watched: input goes on and the output buffer has room. One
  * byte stays free for the "\n" a last line may lack. */
 static int wants_typed_input(const struct session *session)
@@ -334,18 +229,28 @@ static void read_typed_input(struct session *session)
 {
     char chunk[LAB_OUTPUT_MAX];
     size_t room = sizeof session->typed.bytes - session->typed.used - 1;
-    long count = read_stdin(chunk, room);
+    long count = lab_keyboard_read(&session->keyboard, chunk, room);
     if (count > 0) {
         lab_output_append(&session->typed, chunk, (size_t)count); /* fits: count <= room */
         session->last_typed = chunk[count - 1];
         return;
     }
-    session->input_ended = 1;
+    session->input_ended = 1; /* 0, or -1: stdin is unusable (warned), so treat it as ended */
     if (session->last_typed != '\n') {
         lab_output_append(&session->typed, "\n", 1); /* unanswered without it */
     }
 }
-#endif
+
+/* Tells the server no more lines will come - a half-close: our side sends FIN, but the
+ * connection stays open the other way, so the answers still on their way arrive. Closing
+ * the socket instead would throw them away. */
+static void tell_server_input_ended(struct session *session)
+{
+    session->told_server = 1;
+    if (shutdown(session->server, SHUT_WR) != 0) {
+        lab_warn("shutdown", NULL, lab_last_error());
+    }
+}
 
 /* Receives what the server sent and prints each whole line. Returns 1 while the
  * connection is open, 0 once the server has closed it, -1 on an error. */
@@ -382,12 +287,9 @@ static int print_replies(struct session *session)
 static int converse(struct session *session)
 {
     lab_socket server = session->server;
-#ifdef _WIN32
-    if (lab_thread_start(forward_typed_input, session) != 0) {
-        fprintf(stderr, "client: cannot start the stdin thread\n");
-        return 1;
-    }
-#endif
+    lab_socket keyboard = session->keyboard.waitable;
+    /* select()'s limit covers both: stdin, 0 on POSIX, lies below the socket, but need not. */
+    lab_socket highest = server > keyboard ? server : keyboard;
     for (;;) {
         if (session->input_ended && session->typed.used == 0 && !session->told_server) {
             tell_server_input_ended(session); /* every typed byte is out: now say so */
@@ -396,27 +298,23 @@ static int converse(struct session *session)
         FD_ZERO(&readable);
         FD_ZERO(&writable);
         FD_SET(server, &readable); /* an answer, or the server's close */
-#ifndef _WIN32
         if (wants_typed_input(session)) {
-            FD_SET(STDIN_FILENO, &readable);
+            FD_SET(keyboard, &readable);
         }
-#endif
         if (session->typed.used > 0) {
             /* Only while bytes wait: a connected socket is nearly always writable, and
              * asking anyway would make select() return at once, round after round. */
             FD_SET(server, &writable);
         }
-        if (select(select_limit(server), &readable, &writable, NULL, NULL) < 0) {
+        if (select(select_limit(highest), &readable, &writable, NULL, NULL) < 0) {
             if (lab_error_is_interrupt(lab_last_error())) {
                 continue;
             }
             lab_die("select", NULL, lab_last_error());
         }
-#ifndef _WIN32
-        if (FD_ISSET(STDIN_FILENO, &readable)) {
+        if (FD_ISSET(keyboard, &readable)) {
             read_typed_input(session);
         }
-#endif
         if (session->typed.used > 0 && lab_output_flush(&session->typed, server) != 0) {
             lab_warn("send", NULL, lab_last_error()); /* e.g. EPIPE: the server is gone */
             return 1;
@@ -427,7 +325,7 @@ static int converse(struct session *session)
                 return 1;
             }
             if (still_open == 0) {
-                if (server_was_told(session)) {
+                if (session->told_server) {
                     return 0; /* it answered everything, then closed: the normal end */
                 }
                 printf("server closed the connection\n");
@@ -455,16 +353,15 @@ int main(int argc, char **argv)
 #ifdef SIGPIPE
     signal(SIGPIPE, SIG_IGN); /* a send() to a closed connection fails with EPIPE instead */
 #endif
-    /* Static, so it lasts until the process ends: on Windows the stdin thread may still
-     * be blocked reading stdin, holding a pointer to it, when converse() returns. */
-    static struct session session;
+    struct session session;
+    memset(&session, 0, sizeof session);
     session.server = connect_to_server(host, port, timeout_ms);
+    if (lab_keyboard_open(&session.keyboard) != 0) {
+        return 1;
+    }
     session.last_typed = '\n';
     lab_line_reader_init(&session.replies);
-#ifdef _WIN32
-    lab_mutex_init(&session.told_server_lock);
-#endif
-    /* No close: the end of the process closes the socket, after the stdin thread is
-     * gone (on Windows it may still be about to use it). */
-    return converse(&session);
+    int status = converse(&session);
+    lab_close(session.server);
+    return status;
 }
