@@ -10,7 +10,8 @@ A variant is a file tests/variants/NAME.variant:
   lesson: 03-iterative-server
   program: server
   about: what the change shows, in one line
-  file: common/NAME.c (optional: change that file of the helper instead of the lesson's)
+  file: common/NAME.c (optional: the replace/with pairs after it change that file of the
+        helper instead of the lesson's program)
   replace: the exact text to find in lessons/LESSON/PROGRAM.c (it must occur once)
   with: what to put there instead
 (several replace/with pairs may follow). The copy is compiled with the lab's helper
@@ -43,7 +44,7 @@ def read_variant(name):
                 continue
             key, _, value = line.rstrip("\n").partition(": ")
             if key == "replace":
-                variant["changes"].append([value, None])
+                variant["changes"].append([value, None, variant.get("file")])
             elif key == "with" and variant["changes"]:
                 variant["changes"][-1][1] = value
             elif key in ("lesson", "program", "about", "file"):
@@ -53,44 +54,40 @@ def read_variant(name):
     return variant
 
 
-def changed_path(variant):
-    """The file the variant changes: the lesson's program, or the helper file it names."""
-    if "file" in variant:
-        return os.path.join(LAB_DIR, variant["file"])
+def program_path(variant):
     return os.path.join(LAB_DIR, "lessons", variant["lesson"], variant["program"] + ".c")
 
 
-def changed_source(variant):
-    """The changed file's text with the variant's changes made; each must match once."""
-    source_path = changed_path(variant)
-    with open(source_path, encoding="utf-8") as text:
-        source = text.read()
-    for old, new in variant["changes"]:
-        if source.count(old) != 1:
+def changed_sources(variant):
+    """{path: text} of every file the variant changes, with its changes made; each text to
+    replace must occur exactly once in its file."""
+    sources = {}
+    for old, new, helper_file in variant["changes"]:
+        path = os.path.join(LAB_DIR, helper_file) if helper_file else program_path(variant)
+        if path not in sources:
+            with open(path, encoding="utf-8") as text:
+                sources[path] = text.read()
+        if sources[path].count(old) != 1:
             raise SystemExit("variants.py: %r occurs %d times in %s, not once"
-                             % (old, source.count(old), source_path))
-        source = source.replace(old, new)
-    return source
+                             % (old, sources[path].count(old), path))
+        sources[path] = sources[path].replace(old, new)
+    return sources
 
 
 def build(name, build_dir, cflags):
     variant = read_variant(name)
     out_dir = os.path.join(build_dir, "variants", name)
     os.makedirs(out_dir, exist_ok=True)
-    lesson_source = os.path.join(LAB_DIR, "lessons", variant["lesson"], variant["program"] + ".c")
-    helper = sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c")))
-    changed = os.path.join(out_dir, os.path.basename(changed_path(variant)))
-    with open(changed, "w", encoding="utf-8") as text:
-        text.write(changed_source(variant))
-    if "file" in variant:  # the lesson as it is, with the changed helper file in its place
-        helper = [changed if path == changed_path(variant) else path for path in helper]
-    else:
-        lesson_source = changed
+    sources = [program_path(variant)] + sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c")))
+    for path, text in changed_sources(variant).items():  # a changed copy in each one's place
+        copy = os.path.join(out_dir, os.path.basename(path))
+        with open(copy, "w", encoding="utf-8") as changed:
+            changed.write(text)
+        sources[sources.index(path)] = copy
     program = os.path.join(out_dir, variant["program"])
     command = (shlex.split(os.environ.get("CC", "cc")) + ["-std=c11", "-D_POSIX_C_SOURCE=200809L"]
                + WARNINGS + shlex.split(cflags) + ["-I", os.path.join(LAB_DIR, "common"),
-                                                   "-o", program, lesson_source]
-               + helper + ["-pthread"])
+                                                   "-o", program] + sources + ["-pthread"])
     subprocess.run(command, check=True)
     return program
 
@@ -106,7 +103,8 @@ def main():
         for path in sorted(glob.glob(os.path.join(VARIANTS_DIR, "*.variant"))):
             name = os.path.basename(path)[:-len(".variant")]
             variant = read_variant(name)
-            where = variant.get("file") or "%s/%s.c" % (variant["lesson"], variant["program"])
+            where = ", ".join(sorted({change[2] or "%s/%s.c" % (variant["lesson"], variant["program"])
+                                      for change in variant["changes"]}))
             print("%-28s %s: %s" % (name, where, variant.get("about", "")))
         return 0
     try:
