@@ -85,6 +85,15 @@ class RoomTests(RoomTestCase):
         second.send_line("still %s" % second_name)
         first.expect_line("%s: still %s" % (second_name, second_name))
 
+    def test_a_guest_name_taken_with_nick_is_not_given_to_a_newcomer(self):
+        server = self.start_server()
+        (first, first_name), = self.join_many(server, 1)
+        next_guest = "guest%d" % (int(first_name[5:]) + 1)
+        first.send_line("/nick " + next_guest)
+        first.expect_line("* %s is now %s" % (first_name, next_guest))
+        _, newcomer_name = self.join(server)
+        self.assertNotEqual(newcomer_name, next_guest, "two clients named %s" % next_guest)
+
     def test_who_lists_the_room_and_unknown_commands_get_an_error(self):
         server = self.start_server()
         members = self.join_many(server, 3)

@@ -186,7 +186,9 @@ static struct lab_connection *accepted(const char *peer)
         return NULL;
     }
     lab_line_reader_init(&client->input);
-    snprintf(client->name, sizeof client->name, "guest%lu", ++guests);
+    do { /* someone may have taken "guestN" with /nick already */
+        snprintf(client->name, sizeof client->name, "guest%lu", ++guests);
+    } while (name_problem(client, client->name, strlen(client->name)) != NULL);
     printf("%s joined from %s\n", client->name, peer);
     say(NULL, NULL, "* %s joined", client->name); /* the room so far: not the newcomer */
     say(client, NULL, "* you are %s (/nick NAME, /who, /quit)", client->name);
