@@ -8,7 +8,7 @@
  * Lesson 09 makes the client itself wait with select().
  *
  * Run:    build/lessons/11-epoll/client [HOST [PORT]]   (default 127.0.0.1 5050)
- * Before: 10-poll (same client).    Next: 12-chat-room (planned).
+ * Before: 10-poll (same client).    Next: 12-chat-room.
  */
 #include "lab.h"
 

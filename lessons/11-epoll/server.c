@@ -8,7 +8,7 @@
  * reports each change once, so the round is repeated until idle ("would block").
  *
  * Run:    build/lessons/11-epoll/server [PORT [BIND-ADDRESS [level|edge]]]   (5050 ... level)
- * Before: 10-poll (diff against it).    Next: 12-chat-room (planned).
+ * Before: 10-poll (diff against it).    Next: 12-chat-room.
  */
 #include "lab.h"
 
