@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_LIMIT 16 /* a name is 1-16 of A-Z a-z 0-9 _ - */
+#define NAME_LIMIT 16          /* a name is 1-16 of A-Z a-z 0-9 _ - */
+#define SEND_CHUNK (16 * 1024) /* queued lines copied into one send() at a time */
 #define NAME_CHARACTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 struct message { /* one line as sent, shared by every client it is queued for */
@@ -239,26 +240,41 @@ static void unqueue_first(struct client *client)
     free(done);
 }
 
-/* Sends queued lines until the socket takes no more (would block) or none is left. */
+/* Sends the queued lines, several per send(): copied into one chunk, since a system call
+ * per line would cost more than the copy. Stops when the socket takes no more (would
+ * block) or nothing is left; unqueues each line sent whole. */
 static void send_queued(struct client *client)
 {
     while (client->first != NULL) {
-        struct message *message = client->first->message;
-        size_t left = message->length - client->first_sent;
-        lab_io_size sent =
-            send(client->connection.socket, message->text + client->first_sent, (int)left, 0);
+        char chunk[SEND_CHUNK];
+        size_t used = 0, skip = client->first_sent;
+        for (struct queued *node = client->first; node != NULL && used < sizeof chunk;
+             node = node->next, skip = 0) {
+            size_t part = node->message->length - skip;
+            part = part < sizeof chunk - used ? part : sizeof chunk - used;
+            memcpy(chunk + used, node->message->text + skip, part);
+            used += part;
+        }
+        lab_io_size sent = send(client->connection.socket, chunk, (int)used, 0);
         if (sent < 0) {
             if (!lab_error_is_would_block(lab_last_error())) {
                 drop(client, "send failed"); /* e.g. reset; SIGPIPE is ignored */
             }
             return;
         }
-        if ((size_t)sent < left) {
-            client->first_sent += (size_t)sent;
-            client->queued_bytes -= (size_t)sent;
+        for (size_t left = (size_t)sent; left > 0;) {
+            size_t rest = client->first->message->length - client->first_sent;
+            size_t taken = left < rest ? left : rest;
+            client->first_sent += taken;
+            client->queued_bytes -= taken;
+            left -= taken;
+            if (taken == rest) {
+                unqueue_first(client);
+            }
+        }
+        if ((size_t)sent < used) {
             return; /* the socket is full: POLLOUT will say when there is room */
         }
-        unqueue_first(client);
     }
 }
 
