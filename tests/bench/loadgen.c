@@ -23,7 +23,7 @@
  *         e.g. loadgen --connections 100 --warmup 1 --duration 5 127.0.0.1 5050
  * See:    tests/bench/run.py, which races every server of the lab with it.
  */
-#include "lab.h"
+#include "bench_common.h"
 
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -31,8 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #define CONNECTIONS_LIMIT 10000
 #define IDLE_LIMIT 20000
@@ -69,32 +67,6 @@ static void print_usage(void)
            SECONDS_LIMIT);
 }
 
-/* Parses a number of seconds from low to high (decimals allowed); exits on anything else. */
-static double parse_seconds(const char *option, const char *text, double low, double high)
-{
-    char *end;
-    double value = strtod(text, &end);
-    if (end == text || *end != '\0' || !(value >= low && value <= high)) {
-        char message[80];
-        snprintf(message, sizeof message, "%s: expected seconds from %g to %g", option, low, high);
-        lab_usage_error(message, text);
-    }
-    return value;
-}
-
-/* Parses a whole number from low to high; exits with a usage error on anything else. */
-static long parse_count(const char *option, const char *text, long low, long high)
-{
-    long value;
-    if (lab_parse_count(text, high, &value) != 0 || value < low) {
-        char message[80];
-        snprintf(message, sizeof message, "%s: expected a whole number from %ld to %ld", option,
-                 low, high);
-        lab_usage_error(message, text);
-    }
-    return value;
-}
-
 static void read_settings(int argc, char **argv, struct settings *s)
 {
     *s = (struct settings){10, 0, 64, 1.0, 5.0, 10.0, LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT};
@@ -121,137 +93,24 @@ static void read_settings(int argc, char **argv, struct settings *s)
         }
         const char *value = argv[++i];
         if (strcmp(name, "--connections") == 0) {
-            s->connections = parse_count(name, value, 0, CONNECTIONS_LIMIT);
+            s->connections = bench_parse_count(name, value, 0, CONNECTIONS_LIMIT);
         } else if (strcmp(name, "--idle") == 0) {
-            s->idle = parse_count(name, value, 0, IDLE_LIMIT);
+            s->idle = bench_parse_count(name, value, 0, IDLE_LIMIT);
         } else if (strcmp(name, "--size") == 0) {
-            s->size = parse_count(name, value, 2, LINE_SIZE_MAX);
+            s->size = bench_parse_count(name, value, 2, LINE_SIZE_MAX);
         } else if (strcmp(name, "--warmup") == 0) {
-            s->warmup = parse_seconds(name, value, 0.0, 60.0);
+            s->warmup = bench_parse_seconds(name, value, 0.0, 60.0);
         } else if (strcmp(name, "--duration") == 0) {
-            s->duration = parse_seconds(name, value, 0.1, SECONDS_LIMIT);
+            s->duration = bench_parse_seconds(name, value, 0.1, SECONDS_LIMIT);
         } else if (strcmp(name, "--connect-timeout") == 0) {
-            s->connect_timeout = parse_seconds(name, value, 0.1, 60.0);
+            s->connect_timeout = bench_parse_seconds(name, value, 0.1, 60.0);
         } else {
             lab_usage_error("unknown option", name);
         }
     }
-    unsigned short port;
-    if (lab_parse_port(s->port, &port) != 0 || port == 0) {
-        lab_usage_error("invalid port (expected 1-65535)", s->port);
-    }
     if (s->connections + s->idle == 0) {
         lab_usage_error("nothing to do: --connections and --idle are both 0", NULL);
     }
-}
-
-/* Resolves host:port and refuses any address off this machine: a load generator pointed
- * at somebody else's server is an attack, whatever it was meant to be. */
-static void resolve_loopback(const struct settings *s, struct sockaddr_storage *address,
-                             socklen_t *length)
-{
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    struct addrinfo *found;
-    int error_code = getaddrinfo(s->host, s->port, &hints, &found);
-    if (error_code != 0) {
-        fprintf(stderr, "loadgen: getaddrinfo %s: %s\n", s->host, gai_strerror(error_code));
-        exit(1);
-    }
-    int loopback = 0;
-    if (found->ai_family == AF_INET) {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)found->ai_addr;
-        loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    } else if (found->ai_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)found->ai_addr;
-        loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-    }
-    memcpy(address, found->ai_addr, found->ai_addrlen);
-    *length = (socklen_t)found->ai_addrlen;
-    freeaddrinfo(found);
-    if (!loopback) {
-        lab_usage_error("refusing an address that is not loopback (127.0.0.0/8 or ::1)", s->host);
-    }
-}
-
-/* Each connection is a descriptor: raises the soft limit to the hard one if it is needed. */
-static void allow_descriptors(long needed)
-{
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= (rlim_t)needed) {
-        return;
-    }
-    if (limit.rlim_max < (rlim_t)needed) {
-        fprintf(stderr,
-                "loadgen: %ld connections need %ld descriptors; the hard limit is %lu "
-                "(ulimit -Hn)\n",
-                needed - 16, needed, (unsigned long)limit.rlim_max);
-        exit(1);
-    }
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-        lab_die("setrlimit RLIMIT_NOFILE", NULL, errno);
-    }
-}
-
-/* ---- latency: a histogram, so that a long run needs no more memory than a short one ----- */
-
-/* Values below 64 ns have a bucket each; above, every power of two [2^k, 2^(k+1)) is split
- * into 64 equal steps, so a percentile read from it is within 1/128 (0.8 %) of the truth. */
-#define STEPS 64
-#define ROWS 64
-
-struct histogram {
-    uint64_t count[ROWS][STEPS];
-    uint64_t total;
-};
-
-static void histogram_add(struct histogram *h, int64_t nanoseconds)
-{
-    uint64_t value = nanoseconds < 0 ? 0 : (uint64_t)nanoseconds;
-    int row = 0;
-    uint64_t step = value;
-    if (value >= STEPS) {
-        int top = 6; /* the highest bit set: value is in [2^top, 2^(top + 1)) */
-        while ((value >> (top + 1)) != 0) {
-            top++;
-        }
-        row = top - 5;
-        step = (value >> (top - 6)) - STEPS;
-    }
-    h->count[row][step]++;
-    h->total++;
-}
-
-/* The middle of a bucket, in nanoseconds. */
-static double bucket_value(int row, int step)
-{
-    if (row == 0) {
-        return step;
-    }
-    double width = (double)((uint64_t)1 << (row - 1));
-    return (STEPS + step) * width + width / 2;
-}
-
-/* The value below which `share` (0-1) of the recorded values fall, in microseconds. */
-static double histogram_percentile_us(const struct histogram *h, double share)
-{
-    double wanted = share * (double)h->total; /* the rank, rounded up: ceil() without libm */
-    uint64_t rank = (uint64_t)wanted;
-    if ((double)rank < wanted) {
-        rank++;
-    }
-    uint64_t seen = 0;
-    for (int row = 0; row < ROWS; row++) {
-        for (int step = 0; step < STEPS; step++) {
-            seen += h->count[row][step];
-            if (seen >= rank && seen > 0) {
-                return bucket_value(row, step) / 1000.0;
-            }
-        }
-    }
-    return 0.0;
 }
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -289,22 +148,10 @@ struct run {
     long total, next_to_start, in_flight, open, alive;
     enum phase phase;
     int64_t started, last_opened, phase_ends, window_started, window_ended;
-    struct histogram latencies;
+    struct bench_histogram latencies;
     uint64_t replies_total;
     long connect_failures, closed_by_server, wrong_replies, unanswered, not_started;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
-
-static int64_t seconds_to_ns(double seconds)
-{
-    return (int64_t)(seconds * 1e9);
-}
 
 /* Describes one error on stderr ("loadgen: connect 127.0.0.1:5050: Connection refused"),
  * for the first few only: 10,000 failing connections would otherwise bury the summary. */
@@ -388,7 +235,7 @@ static void send_rest(struct run *run, struct connection *c)
 static void send_line(struct run *run, struct connection *c)
 {
     compose_line(c, c - run->connections, (size_t)run->settings.size);
-    c->sent_at = now_ns();
+    c->sent_at = bench_now_ns();
     send_rest(run, c);
 }
 
@@ -442,7 +289,7 @@ static void finish_connecting(struct run *run, struct connection *c)
     if (c->active) {
         run->in_flight--;
         run->open++;
-        run->last_opened = now_ns();
+        run->last_opened = bench_now_ns();
         c->state = WAITING_REPLY;
     } else {
         c->state = SAYING_HELLO;
@@ -453,7 +300,7 @@ static void finish_connecting(struct run *run, struct connection *c)
 /* A whole echo arrived on c. */
 static void reply_complete(struct run *run, struct connection *c)
 {
-    int64_t now = now_ns();
+    int64_t now = bench_now_ns();
     if (c->state == SAYING_HELLO) {
         run->in_flight--;
         run->open++;
@@ -468,7 +315,7 @@ static void reply_complete(struct run *run, struct connection *c)
     }
     run->replies_total++;
     if (run->phase == PHASE_WINDOW && now >= run->window_started) {
-        histogram_add(&run->latencies, now - c->sent_at);
+        bench_histogram_add(&run->latencies, now - c->sent_at);
         c->answered_in_window = 1;
     }
     if (run->phase != PHASE_DONE) {
@@ -544,7 +391,7 @@ static void end_connect_phase(struct run *run, int64_t now)
     fprintf(stderr, "loadgen: %ld of %ld connections open in %.3f s\n", run->open, run->total,
             (double)took / 1e9);
     run->phase = PHASE_WARMUP;
-    run->phase_ends = now + seconds_to_ns(run->settings.warmup);
+    run->phase_ends = now + bench_seconds_to_ns(run->settings.warmup);
 }
 
 /* Moves to the next part of the run when the current one is over. */
@@ -557,7 +404,7 @@ static void advance(struct run *run, int64_t now)
     if (run->phase == PHASE_WARMUP && now >= run->phase_ends) {
         run->phase = PHASE_WINDOW;
         run->window_started = now;
-        run->phase_ends = now + seconds_to_ns(run->settings.duration);
+        run->phase_ends = now + bench_seconds_to_ns(run->settings.duration);
         fprintf(stderr, "loadgen: measuring for %.1f s\n", run->settings.duration);
     }
     if (run->phase == PHASE_WINDOW && (now >= run->phase_ends || run->alive == 0)) {
@@ -578,15 +425,15 @@ static int wait_ms(const struct run *run, int64_t now)
 
 static void run_load(struct run *run)
 {
-    run->started = now_ns();
+    run->started = bench_now_ns();
     run->phase = PHASE_CONNECT;
-    run->phase_ends = run->started + seconds_to_ns(run->settings.connect_timeout);
+    run->phase_ends = run->started + bench_seconds_to_ns(run->settings.connect_timeout);
     while (run->phase != PHASE_DONE) {
         while (run->phase == PHASE_CONNECT && run->next_to_start < run->total &&
                run->in_flight < CONNECTS_IN_FLIGHT) {
             start_connecting(run);
         }
-        int64_t now = now_ns();
+        int64_t now = bench_now_ns();
         advance(run, now);
         if (run->phase == PHASE_DONE) {
             break;
@@ -604,12 +451,12 @@ static void run_load(struct run *run)
 
 /* ---- the report ----------------------------------------------------------------------- */
 
-static void print_percentile(const char *name, const struct histogram *h, double share)
+static void print_percentile(const char *name, const struct bench_histogram *h, double share)
 {
     if (h->total == 0) {
         printf(", \"%s\": null", name);
     } else {
-        printf(", \"%s\": %.1f", name, histogram_percentile_us(h, share));
+        printf(", \"%s\": %.1f", name, bench_histogram_percentile_us(h, share));
     }
 }
 
@@ -626,7 +473,7 @@ static long starved_count(const struct run *run)
 static void report(const struct run *run)
 {
     const struct settings *s = &run->settings;
-    const struct histogram *h = &run->latencies;
+    const struct bench_histogram *h = &run->latencies;
     long errors = run->connect_failures + run->closed_by_server + run->wrong_replies;
     double window = (double)(run->window_ended - run->window_started) / 1e9; /* 0: none */
     double per_second = window > 0 ? (double)h->total / window : 0.0;
@@ -649,8 +496,8 @@ static void report(const struct run *run)
             s->idle, window, per_second);
     if (h->total > 0) {
         fprintf(stderr, ", p50 %.1f us, p99 %.1f us, p99.9 %.1f us",
-                histogram_percentile_us(h, 0.50), histogram_percentile_us(h, 0.99),
-                histogram_percentile_us(h, 0.999));
+                bench_histogram_percentile_us(h, 0.50), bench_histogram_percentile_us(h, 0.99),
+                bench_histogram_percentile_us(h, 0.999));
     }
     fprintf(stderr, "; %ld errors, %ld starved\n", errors, starved);
 }
@@ -664,10 +511,10 @@ int main(int argc, char **argv)
     }
     static struct run run; /* static: the histogram is 32 KB, too big for a stack frame */
     read_settings(argc, argv, &run.settings);
-    resolve_loopback(&run.settings, &run.address, &run.address_length);
+    bench_resolve_loopback(run.settings.host, run.settings.port, &run.address, &run.address_length);
     lab_address_text((struct sockaddr *)&run.address, run.where, sizeof run.where);
     run.total = run.settings.connections + run.settings.idle;
-    allow_descriptors(run.total + 16); /* + stdin, stdout, stderr, epoll and some spare */
+    bench_allow_descriptors(run.total + 16); /* + stdin, stdout, stderr, epoll and some spare */
     run.connections = calloc((size_t)run.total, sizeof *run.connections);
     run.epoll = epoll_create1(0);
     if (run.connections == NULL || run.epoll < 0) {

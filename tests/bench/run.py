@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """run.py - races every echo server of the lab side by side, with a libuv server as the
-outside reference, and writes the results as JSON, CSV, Markdown tables and plots.
+outside reference, and lesson 12's chat room beside Redis pub/sub; writes the results as
+JSON, CSV, Markdown tables and plots.
 
 usage: python3 tests/bench/run.py [--build-dir build-bench] [--quick] [--out DIR]
                                   [--servers KEY,...] [--scenarios NAME,...]
                                   [--connections N,...] [--warmup S] [--window S]
                                   [--capacity N] [--idle-seconds S]
+                                  [--fanout-receivers R] [--fanout-senders S,...]
+                                  [--fanout-in-flight W,...]
        python3 tests/bench/run.py --plot-only DIR     (draws the plots of DIR/results.json)
 
 Build first, optimised and without sanitizers:
@@ -22,12 +25,20 @@ tests/bench/loadgen against it. Scenarios (docs/benchmarks.md says what each fig
   idle-cpu    CPU the server uses while 100 connected clients say nothing.
   syscalls    system calls per request at N = 100, counted with strace -c -f. strace stops
               the server at every call: this is a count, never a speed.
+  fanout      lesson 12's chat room and redis-server (pub/sub), each with R receivers (100)
+              and S senders (1 and 4) run by tests/bench/fanout: each sender keeps W messages
+              (1 and 8) on their way until every receiver has them. Deliveries per second,
+              delivery latency p50/p99, the server's CPU. Without redis-server on PATH its
+              cells are skipped, saying so.
+  fanout-syscalls  system calls per delivery (strace -c -f) of both at R = 100, S = 1, W = 8.
 Servers: 03, 05 (POLL-MS default and 0), 06, 07, 08, 10, 11 level, 11 edge, libuv (keys
-below). Ratios compare each server with lesson 11 level-triggered in the same run.
+below). Ratios compare each server with lesson 11 level-triggered in the same run; in the
+fan-out, lesson 12 (key 12) with Redis (key redis).
 
---quick runs N = 1 and 10, short windows, a capacity bound of 100 and no strace: it proves
-the benchmark still works (CI runs it) in well under two minutes, and exits non-zero if any
-server failed to run. All traffic stays on loopback; every part of a run is bounded.
+--quick runs N = 1 and 10, short windows, a capacity bound of 100, a fan-out to 10 receivers
+and no strace: it proves the benchmark still works (CI runs it) in well under two minutes,
+and exits non-zero if any server failed to run. All traffic stays on loopback; every part of
+a run is bounded.
 Standard library only; the plots need matplotlib (Debian: python3-matplotlib), which it looks
 for in this interpreter, then in /usr/bin/python3; without it the plots are skipped.
 """
@@ -40,6 +51,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,7 +74,7 @@ class Entry:
     """One server of the race: how to start it and what to say about it."""
 
     def __init__(self, key, label, lesson, args=(), note="", one_at_a_time=False,
-                 optional=False, default_from_help=None):
+                 optional=False, default_from_help=None, help_option="--help"):
         self.key = key
         self.label = label
         self.lesson = lesson          # lessons/<lesson>/server, or None for the reference
@@ -71,11 +83,20 @@ class Entry:
         self.one_at_a_time = one_at_a_time
         self.optional = optional      # a missing binary is skipped, not a failure
         self.default_from_help = default_from_help  # regex: the default shown in the label
+        self.help_option = help_option              # what prints that default
 
     def path(self, build_dir):
         if self.lesson is None:
             return os.path.join(build_dir, "tests", "bench", "uv_echo_server")
         return os.path.join(build_dir, "lessons", self.lesson, "server")
+
+
+class RedisEntry(Entry):
+    """redis-server from the system's packages (Debian: redis-server), started by the
+    driver on a free port of 127.0.0.1: the fan-out's outside reference."""
+
+    def path(self, build_dir):
+        return shutil.which("redis-server")
 
 
 SERVERS = [
@@ -100,15 +121,31 @@ SERVERS = [
           note="tests/bench/uv_echo_server.c: libuv's loop, not the lab's"),
 ]
 REFERENCE = "11-level"
-SCENARIOS = ["throughput", "mixed", "capacity", "idle-cpu", "syscalls"]
+FANOUT_QUEUE_LIMIT = 1048576  # the room's QUEUE-LIMIT: far above the S x W lines in flight
+FANOUT_SERVERS = [
+    Entry("12", "12 chat room", "12-chat-room", [str(FANOUT_QUEUE_LIMIT)],
+          note="lesson 12 with QUEUE-LIMIT %d; its senders also get each other's lines"
+               % FANOUT_QUEUE_LIMIT),
+    RedisEntry("redis", "Redis {} pub/sub (reference)", None, optional=True,
+               default_from_help=r"v=(\S+)", help_option="--version",
+               note="redis-server --save '' --appendonly no: one channel, receivers SUBSCRIBE, "
+                    "senders PUBLISH"),
+]
+FANOUT_REFERENCE = "redis"
+SCENARIOS = ["throughput", "mixed", "capacity", "idle-cpu", "syscalls", "fanout",
+             "fanout-syscalls"]
 DEFAULTS = {  # full run, then --quick
     "full": dict(connections=[1, 10, 100, 1000], warmup=2.0, window=5.0, mixed=(10, 990),
                  capacity=10000, hold=1.0, idle_seconds=3.0, syscall_n=100,
+                 fanout_receivers=100, fanout_senders=[1, 4], fanout_in_flight=[1, 8],
                  connect_timeout=10.0, scenarios=SCENARIOS),
     "quick": dict(connections=[1, 10], warmup=0.5, window=1.0, mixed=(10, 90),
                   capacity=100, hold=0.4, idle_seconds=0.5, syscall_n=100,
-                  connect_timeout=1.0, scenarios=["throughput", "mixed", "capacity", "idle-cpu"]),
+                  fanout_receivers=10, fanout_senders=[1], fanout_in_flight=[8],
+                  connect_timeout=1.0,
+                  scenarios=["throughput", "mixed", "capacity", "idle-cpu", "fanout"]),
 }
+FANOUT_SYSCALLS = (100, 1, 8)  # R, S, W of the fanout-syscalls scenario
 IDLE_CPU_CLIENTS = 100
 RSS_MIN_HELD = 10  # fewer held connections: a difference of a page or two, divided by 1-9
 STRACE_NOTE = ("strace stops the server at every system call: these are counts per "
@@ -127,8 +164,9 @@ class CellSkipped(Exception):
 
 def parse_arguments():
     parser = argparse.ArgumentParser(
-        description="Race every echo server of the lab with tests/bench/loadgen.",
-        epilog="servers: " + ", ".join(entry.key for entry in SERVERS)
+        description="Race every echo server of the lab with tests/bench/loadgen, and lesson "
+                    "12's chat room beside Redis pub/sub with tests/bench/fanout.",
+        epilog="servers: " + ", ".join(entry.key for entry in SERVERS + FANOUT_SERVERS)
                + "; scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--build-dir", default=os.path.join(SOURCE_DIR, "build-bench"),
                         help="build tree of the bench preset (default build-bench/)")
@@ -137,7 +175,7 @@ def parse_arguments():
                         help="a short run that proves the benchmark works (CI)")
     parser.add_argument("--servers", help="comma-separated keys (default: all)")
     parser.add_argument("--scenarios", help="comma-separated names (default: all; --quick "
-                        "leaves out syscalls)")
+                        "leaves out syscalls and fanout-syscalls)")
     parser.add_argument("--connections", help="active connections for throughput, e.g. "
                         "1,10,100 (each 1-10000)")
     parser.add_argument("--warmup", type=float, help="seconds before each window (0-10)")
@@ -146,6 +184,12 @@ def parse_arguments():
                         "scenario opens (10-10000)")
     parser.add_argument("--idle-seconds", type=float, help="seconds of CPU watched in "
                         "idle-cpu (0.5-30)")
+    parser.add_argument("--fanout-receivers", type=int, metavar="R", help="receivers in "
+                        "the fanout scenario (1-2000)")
+    parser.add_argument("--fanout-senders", metavar="S,...", help="senders in the fanout "
+                        "scenario, e.g. 1,4 (each 1-64)")
+    parser.add_argument("--fanout-in-flight", metavar="W,...", help="messages each fanout "
+                        "sender keeps on their way, e.g. 1,8 (each 1-4096)")
     parser.add_argument("--plot-only", metavar="DIR", help="only draw the plots of "
                         "DIR/results.json")
     options = parser.parse_args()
@@ -159,8 +203,17 @@ def parse_arguments():
             parser.error("--connections takes whole numbers, e.g. 1,10,100")
         if not all(1 <= n <= 10000 for n in settings["connections"]):
             parser.error("--connections: each from 1 to 10000")
+    for name, high in (("fanout_senders", 64), ("fanout_in_flight", 4096)):
+        value = getattr(options, name)
+        if value:
+            try:
+                settings[name] = [int(n) for n in value.split(",")]
+            except ValueError:
+                parser.error("--%s takes whole numbers, e.g. 1,4" % name.replace("_", "-"))
+            if not all(1 <= n <= high for n in settings[name]):
+                parser.error("--%s: each from 1 to %d" % (name.replace("_", "-"), high))
     for name, low, high in (("warmup", 0, 10), ("window", 0.5, 30), ("capacity", 10, 10000),
-                            ("idle_seconds", 0.5, 30)):
+                            ("idle_seconds", 0.5, 30), ("fanout_receivers", 1, 2000)):
         value = getattr(options, name)
         if value is not None:
             if not low <= value <= high:
@@ -172,13 +225,14 @@ def parse_arguments():
         if unknown:
             parser.error("unknown scenario %s (choose from %s)"
                          % (", ".join(sorted(unknown)), ", ".join(SCENARIOS)))
-    keys = [entry.key for entry in SERVERS]
+    keys = [entry.key for entry in SERVERS + FANOUT_SERVERS]
     chosen = options.servers.split(",") if options.servers else keys
     unknown = set(chosen) - set(keys)
     if unknown:
         parser.error("unknown server %s (choose from %s)"
                      % (", ".join(sorted(unknown)), ", ".join(keys)))
     options.entries = [entry for entry in SERVERS if entry.key in chosen]
+    options.fanout_entries = [entry for entry in FANOUT_SERVERS if entry.key in chosen]
     options.settings = settings
     options.build_dir = os.path.abspath(options.build_dir)
     options.out = os.path.abspath(options.out or os.path.join(options.build_dir,
@@ -231,6 +285,7 @@ def describe_machine(build_dir):
         "machine": platform.machine(),
         "python": platform.python_version(),
         "libuv": command_output(["pkg-config", "--modversion", "libuv"]),
+        "redis": command_output(["redis-server", "--version"]),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "source": command_output(["git", "describe", "--always", "--dirty"]),
         "build": describe_build(build_dir),
@@ -239,9 +294,9 @@ def describe_machine(build_dir):
 
 # ---- starting servers and the load generator ---------------------------------------------
 
-def default_from_help(path, pattern):
+def default_from_help(path, pattern, option="--help"):
     """The default a server states in its --help (e.g. its number of workers), or None."""
-    output = command_output([path, "--help"])
+    output = command_output([path, option])
     match = re.search(pattern, output or "")
     return match.group(1) if match else None
 
@@ -250,8 +305,11 @@ def label_of(entry, build_dir):
     if entry.default_from_help is None:
         return entry.label
     value = None
-    if os.path.isfile(entry.path(build_dir)):
-        value = default_from_help(entry.path(build_dir), entry.default_from_help)
+    path = entry.path(build_dir)
+    if path and os.path.isfile(path):
+        value = default_from_help(path, entry.default_from_help, entry.help_option)
+    if value is None and isinstance(entry, RedisEntry):
+        return entry.label.replace("{} ", "")  # not installed: no version to show
     return entry.label.format(value or "default")
 
 
@@ -289,28 +347,36 @@ def run_loadgen(options, server, active, idle, warmup, window, during_window=Non
             "--warmup", str(warmup), "--duration", str(window),
             "--connect-timeout", str(settings["connect_timeout"]), server.host,
             str(server.port)]
-    loadgen = labtest.Program(argv)
-    deadline = settings["connect_timeout"] + warmup + window + 15
+    return run_generator(argv, server, settings["connect_timeout"] + warmup + window + 15,
+                         during_window)
+
+
+def run_generator(argv, server, deadline, during_window=None):
+    """Runs a load generator (loadgen, fanout) until it exits; during_window(generator) runs
+    once it says "NAME: measuring". Returns (its JSON result, what during_window returned)."""
+    name = os.path.basename(argv[0])
+    generator = labtest.Program(argv)
     measured = None
     try:
         if during_window is not None:
             try:
-                loadgen.stderr.expect(r"^loadgen: measuring", deadline, "loadgen's stderr")
+                generator.stderr.expect(r"^%s: measuring" % name, deadline,
+                                        "%s's stderr" % name)
             except AssertionError as failure:
-                raise CellFailed("loadgen never began its window: %s" % failure) from None
-            measured = during_window(loadgen)
+                raise CellFailed("%s never began its window: %s" % (name, failure)) from None
+            measured = during_window(generator)
         try:
-            status = loadgen.wait(deadline)
+            status = generator.wait(deadline)
         except AssertionError as failure:
             raise CellFailed(str(failure)) from None
     finally:
-        loadgen.kill()
-    if status != 0 or not loadgen.stdout.lines:
+        generator.kill()
+    if status != 0 or not generator.stdout.lines:
         ended = "" if server.running() else " (the server had ended, status %s)" % (
             server.process.returncode)
-        raise CellFailed("loadgen exited with status %s%s:\n%s"
-                         % (status, ended, loadgen.stderr.text()[-2000:]))
-    return json.loads(loadgen.stdout.lines[-1]), measured
+        raise CellFailed("%s exited with status %s%s:\n%s"
+                         % (name, status, ended, generator.stderr.text()[-2000:]))
+    return json.loads(generator.stdout.lines[-1]), measured
 
 
 def vm_rss_kb(pid):
@@ -388,72 +454,202 @@ def parse_strace_summary(text):
     return calls
 
 
-def syscalls(options, entry):
-    """System calls per request at N = 100 (lesson 03: N = 1), counted by strace -c -f."""
+def traced(options, server, name, load):
+    """Runs load() while strace -c -f counts server's system calls into strace-NAME.txt.
+
+    Returns (what load returned, {syscall: calls})."""
     strace = shutil.which("strace")
     if strace is None:
         raise CellSkipped("strace is not installed (Debian: apt-get install strace)")
-    server = start_server(entry, options.build_dir)
-    summary = os.path.join(options.out, "strace-%s.txt" % entry.key)
-    tracer = None
+    summary = os.path.join(options.out, "strace-%s.txt" % name)
+    tracer = labtest.Program([strace, "-c", "-f", "-o", summary, "-p", str(server.pid)])
     try:
-        tracer = labtest.Program([strace, "-c", "-f", "-o", summary, "-p", str(server.pid)])
         try:
             tracer.stderr.expect(r"Process \d+ attached", 10, "strace's stderr")
         except AssertionError:
             raise CellSkipped("strace cannot trace here: %s"
                               % (tracer.stderr.text().strip() or "no answer")) from None
-        active = 1 if entry.one_at_a_time else options.settings["syscall_n"]
-        result, _ = run_loadgen(options, server, active, 0, options.settings["warmup"],
-                                options.settings["window"])
+        result = load()
         tracer.process.send_signal(signal.SIGINT)  # strace detaches and writes its table
         tracer.wait(15)
+    finally:
+        tracer.kill()
+    with open(summary) as table:
+        return result, parse_strace_summary(table.read())
+
+
+def per_unit(calls, units):
+    """Calls per request or delivery: the total and the four most frequent."""
+    units = max(units, 1)
+    per = {name: count / units for name, count in calls.items()}
+    top = sorted(per.items(), key=lambda item: -item[1])[:4]
+    return sum(calls.values()) / units, [[name, round(value, 3)] for name, value in top]
+
+
+def syscalls(options, entry):
+    """System calls per request at N = 100 (lesson 03: N = 1), counted by strace -c -f."""
+    active = 1 if entry.one_at_a_time else options.settings["syscall_n"]
+    server = start_server(entry, options.build_dir)
+    try:
+        result, calls = traced(options, server, entry.key, lambda: run_loadgen(
+            options, server, active, 0, options.settings["warmup"],
+            options.settings["window"])[0])
         check_running(server)
     finally:
-        if tracer is not None:
-            tracer.kill()
         server.kill()
-    with open(summary) as table:
-        calls = parse_strace_summary(table.read())
-    requests = max(result["replies_total"], 1)
-    per_request = {name: count / requests for name, count in calls.items()}
-    top = sorted(per_request.items(), key=lambda item: -item[1])[:4]
-    return {"syscalls_per_request": sum(calls.values()) / requests, "active": active,
-            "top": [[name, round(value, 3)] for name, value in top], "calls": calls,
+    total, top = per_unit(calls, result["replies_total"])
+    return {"syscalls_per_request": total, "active": active, "top": top, "calls": calls,
             "loadgen": result, "note": STRACE_NOTE}
+
+
+# ---- the fan-out: lesson 12's room beside Redis pub/sub ----------------------------------
+
+def free_port():
+    """A port of 127.0.0.1 free a moment ago (redis-server cannot take port 0 and say which
+    it got); start_redis tries again if another program takes it meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis(entry, options):
+    """Starts redis-server on a free port of 127.0.0.1, nothing saved to disk, and waits
+    until it accepts connections; skips the cell where it is not installed."""
+    path = entry.path(options.build_dir)
+    if path is None:
+        raise CellSkipped("redis-server is not installed (Debian: apt-get install "
+                          "redis-server): the fan-out runs without its reference")
+    for _ in range(3):
+        port = free_port()
+        redis = labtest.Program([path, "--port", str(port), "--bind", "127.0.0.1",
+                                 "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                                 "--daemonize", "no", "--logfile", "", "--dir", options.out])
+        try:
+            redis.stdout.expect(r"Ready to accept connections", 15, "redis-server's log")
+        except AssertionError as failure:
+            redis.kill()
+            if "Address already in use" in redis.stdout.text():
+                continue  # taken since free_port() looked: another port
+            raise CellFailed("redis-server did not start: %s" % failure) from None
+        redis.host, redis.port = "127.0.0.1", port
+        return redis
+    raise CellFailed("redis-server found no free port in 3 tries")
+
+
+def start_fanout_server(entry, options):
+    if isinstance(entry, RedisEntry):
+        return start_redis(entry, options)
+    return start_server(entry, options.build_dir)
+
+
+def run_fanout(options, entry, server, receivers, senders, in_flight, warmup, window,
+               during_window=None):
+    """Runs tests/bench/fanout against server; returns what run_generator returns."""
+    if not os.path.isfile(options.fanout):
+        raise CellFailed("no %s (build it: cmake --build --preset bench)" % options.fanout)
+    settings = options.settings
+    argv = [options.fanout, "--target", "redis" if isinstance(entry, RedisEntry) else "room",
+            "--receivers", str(receivers), "--senders", str(senders),
+            "--in-flight", str(in_flight), "--warmup", str(warmup), "--duration", str(window),
+            "--connect-timeout", str(settings["connect_timeout"]), server.host,
+            str(server.port)]
+    return run_generator(argv, server, settings["connect_timeout"] + warmup + window + 15,
+                         during_window)
+
+
+def fanout(options, entry, receivers, senders, in_flight):
+    """Deliveries per second and delivery latency with R receivers and S senders, each
+    keeping W messages on their way; and how much of a core the server and fanout used."""
+    server = start_fanout_server(entry, options)
+    window = options.settings["window"]
+    try:
+        def watch_cpu(generator):
+            pids = (server.pid, generator.pid)
+            before, started = [polling.fine_cpu_seconds(pid) for pid in pids], time.monotonic()
+            time.sleep(max(0.2, window - 0.2))  # measure: most of the window, not past it
+            after, took = [polling.fine_cpu_seconds(pid) for pid in pids], time.monotonic()
+            return [(end - start) / (took - started) for start, end in zip(before, after)]
+
+        result, (server_share, generator_share) = run_fanout(
+            options, entry, server, receivers, senders, in_flight, options.settings["warmup"],
+            window, watch_cpu)
+        check_running(server)
+    finally:
+        server.kill()
+    return {"receivers": receivers, "senders": senders, "in_flight": in_flight,
+            "deliveries_per_second": result["deliveries_per_second"],
+            "messages_per_second": result["messages_per_second"],
+            "p50_us": result["p50_us"], "p99_us": result["p99_us"],
+            "p999_us": result["p999_us"], "message_p99_us": result["message_p99_us"],
+            "server_cpu_percent": server_share * 100,
+            "generator_cpu_percent": generator_share * 100, "loadgen": result}
+
+
+def fanout_syscalls(options, entry, receivers, senders, in_flight):
+    """System calls per delivery of the room or Redis, counted by strace -c -f."""
+    server = start_fanout_server(entry, options)
+    try:
+        result, calls = traced(options, server, "fanout-%s" % entry.key, lambda: run_fanout(
+            options, entry, server, receivers, senders, in_flight, options.settings["warmup"],
+            options.settings["window"])[0])
+        check_running(server)
+    finally:
+        server.kill()
+    total, top = per_unit(calls, result["deliveries_total"])
+    return {"receivers": receivers, "senders": senders, "in_flight": in_flight,
+            "syscalls_per_delivery": total, "top": top, "calls": calls,
+            "loadgen": result, "note": STRACE_NOTE.replace("request", "delivery")}
 
 
 # ---- the matrix -----------------------------------------------------------------------
 
 def plan(options):
-    """Every cell of the run, in order: (scenario, entry, active, idle)."""
+    """Every cell of the run, in order: (scenario, entry, active, idle, extra), where a
+    fan-out cell's active is its receivers and extra its senders and messages in flight."""
     settings = options.settings
     cells = []
     for scenario in settings["scenarios"]:
+        if scenario == "fanout":  # the room, then Redis, for each (S, W): side by side
+            for senders in settings["fanout_senders"]:
+                for in_flight in settings["fanout_in_flight"]:
+                    cells += [(scenario, entry, settings["fanout_receivers"], 0,
+                               {"senders": senders, "in_flight": in_flight})
+                              for entry in options.fanout_entries]
+            continue
+        if scenario == "fanout-syscalls":
+            receivers, senders, in_flight = FANOUT_SYSCALLS
+            cells += [(scenario, entry, receivers, 0,
+                       {"senders": senders, "in_flight": in_flight})
+                      for entry in options.fanout_entries]
+            continue
         for entry in options.entries:
             if scenario == "throughput":
                 counts = [1] if entry.one_at_a_time else settings["connections"]
-                cells += [(scenario, entry, n, 0) for n in counts]
+                cells += [(scenario, entry, n, 0, {}) for n in counts]
             elif scenario == "mixed":
                 if not entry.one_at_a_time:
-                    cells.append((scenario, entry) + settings["mixed"])
+                    cells.append((scenario, entry) + settings["mixed"] + ({},))
             elif scenario == "capacity":
-                cells.append((scenario, entry, 0, settings["capacity"]))
+                cells.append((scenario, entry, 0, settings["capacity"], {}))
             elif scenario == "idle-cpu":
-                cells.append((scenario, entry, 0, IDLE_CPU_CLIENTS))
+                cells.append((scenario, entry, 0, IDLE_CPU_CLIENTS, {}))
             else:
                 n = 1 if entry.one_at_a_time else settings["syscall_n"]
-                cells.append((scenario, entry, n, 0))
+                cells.append((scenario, entry, n, 0, {}))
     return cells
 
 
-def measure(options, scenario, entry, active, idle):
+def measure(options, scenario, entry, active, idle, extra):
     if scenario in ("throughput", "mixed"):
         return throughput(options, entry, active, idle)
     if scenario == "capacity":
         return capacity(options, entry)
     if scenario == "idle-cpu":
         return idle_cpu(options, entry)
+    if scenario == "fanout":
+        return fanout(options, entry, active, extra["senders"], extra["in_flight"])
+    if scenario == "fanout-syscalls":
+        return fanout_syscalls(options, entry, active, extra["senders"], extra["in_flight"])
     return syscalls(options, entry)
 
 
@@ -475,18 +671,29 @@ def describe(cell):
     if scenario == "idle-cpu":
         return "%.2f %% of a core, silent clients: %d%s" % (
             figures["cpu_percent"], figures["clients"], problems)
+    if scenario == "fanout":
+        p99 = figures["p99_us"]
+        return "%10.0f deliveries/s  p99 %s  server %.0f %% of a core%s" % (
+            figures["deliveries_per_second"], "-" if p99 is None else "%.0f us" % p99,
+            figures["server_cpu_percent"], problems)
+    if scenario == "fanout-syscalls":
+        return "%.2f system calls per delivery (%s)" % (
+            figures["syscalls_per_delivery"],
+            ", ".join("%s %.3f" % (name, value) for name, value in figures["top"]))
     return "%.1f system calls per request (%s)" % (
         figures["syscalls_per_request"],
         ", ".join("%s %.2f" % (name, value) for name, value in figures["top"]))
 
 
-def cell_name(scenario, entry, active, idle, label):
+def cell_name(scenario, entry, active, idle, label, extra):
     if scenario == "throughput":
         what = "N=%d" % active
     elif scenario == "mixed":
         what = "%d+%d idle" % (active, idle)
     elif scenario == "syscalls":
         what = "N=%d" % active
+    elif scenario.startswith("fanout"):
+        what = "R=%d S=%d W=%d" % (active, extra["senders"], extra["in_flight"])
     else:
         what = "%d idle" % idle
     return "%-10s %-32s %-12s" % (scenario, label, what)
@@ -495,15 +702,17 @@ def cell_name(scenario, entry, active, idle, label):
 def run_matrix(options):
     cells = []
     planned = plan(options)
-    labels = {entry.key: label_of(entry, options.build_dir) for entry in options.entries}
-    for number, (scenario, entry, active, idle) in enumerate(planned, 1):
+    labels = {entry.key: label_of(entry, options.build_dir)
+              for entry in options.entries + options.fanout_entries}
+    for number, (scenario, entry, active, idle, extra) in enumerate(planned, 1):
         cell = {"scenario": scenario, "server": entry.key, "label": labels[entry.key],
                 "active": active, "idle": idle, "note": entry.note}
-        prefix = "[%2d/%d] %s" % (number, len(planned),
-                                  cell_name(scenario, entry, active, idle, labels[entry.key]))
+        cell.update(extra)
+        prefix = "[%2d/%d] %s" % (number, len(planned), cell_name(
+            scenario, entry, active, idle, labels[entry.key], extra))
         started = time.monotonic()
         try:
-            cell["figures"] = measure(options, scenario, entry, active, idle)
+            cell["figures"] = measure(options, scenario, entry, active, idle, extra)
             cell["status"] = "ok"
             summary = describe(cell)
         except CellSkipped as reason:
@@ -513,6 +722,8 @@ def run_matrix(options):
             cell["status"], cell["reason"] = "failed", str(reason)
             summary = "FAILED: %s" % reason
         cell["seconds"] = round(time.monotonic() - started, 2)
+        if scenario == "fanout" and entry.key == FANOUT_REFERENCE:
+            summary += fanout_ratio_text(cells, cell)
         print("%s %s" % (prefix, summary), flush=True)
         cells.append(cell)
     return cells
@@ -556,6 +767,8 @@ def problems_text(cell):
         parts.append("%d not tried" % result["not_started"])
     if result.get("errors"):
         parts.append("%d errors" % result["errors"])
+    if result.get("dropped"):
+        parts.append("%d dropped" % result["dropped"])
     return ", ".join(parts)
 
 
@@ -679,6 +892,74 @@ def syscalls_table(cells):
         ["server", "N", "calls per request", "most frequent, per request", "problems"], rows)
 
 
+def same_load(cell, other):
+    return all(cell.get(name) == other.get(name) for name in ("active", "senders", "in_flight"))
+
+
+def fanout_reference_of(cells, cell):
+    """The Redis cell of the same scenario measured with the same R, S and W, or None."""
+    return next((other for other in cells_of(cells, cell["scenario"])
+                 if other["server"] == FANOUT_REFERENCE and same_load(cell, other)), None)
+
+
+def fanout_ratio_text(cells, reference):
+    """"  [lesson 12 / Redis: 0.72× deliveries/s, 1.60× p99]" once both are measured."""
+    room = next((cell for cell in cells_of(cells, "fanout")
+                 if cell["server"] != FANOUT_REFERENCE and same_load(cell, reference)), None)
+    rate, base = figure(room, "deliveries_per_second"), figure(reference, "deliveries_per_second")
+    if rate is None or not base:
+        return ""
+    p99, base_p99 = figure(room, "p99_us"), figure(reference, "p99_us")
+    return "  [lesson 12 / Redis: %.2f× deliveries/s, %s p99]" % (
+        rate / base, "%.2f×" % (p99 / base_p99) if p99 and base_p99 else "-")
+
+
+def fanout_table(cells):
+    cells = cells_of(cells, "fanout")
+    if not cells:
+        return []
+    rows = []
+    for cell in cells:
+        reference = fanout_reference_of(cells, cell)
+        rate, p99 = figure(cell, "deliveries_per_second"), figure(cell, "p99_us")
+        rows.append([cell["label"], str(cell["senders"]), str(cell["in_flight"]),
+                     number(rate) + ratio(rate, figure(reference, "deliveries_per_second")),
+                     number(figure(cell, "messages_per_second")),
+                     number(figure(cell, "p50_us")),
+                     number(p99) + ratio(p99, figure(reference, "p99_us")),
+                     number(figure(cell, "server_cpu_percent"), 0, " %"),
+                     number(figure(cell, "generator_cpu_percent"), 0, " %"),
+                     status_text(cell)])
+    return ["", "#### Fan-out: %d receivers, lesson 12 beside Redis pub/sub" % cells[0]["active"],
+            "", "(S senders each keep W messages on their way until every receiver has them. "
+            "A delivery is one message read by one receiver; its latency runs from the send "
+            "to that read. In brackets: the figure divided by Redis's in the same run. CPU: "
+            "share of one core, of the server and of tests/bench/fanout, during the "
+            "window.)", ""] + markdown_table(
+        ["server", "S", "W", "deliveries/s", "messages/s", "p50 µs", "p99 µs", "server CPU",
+         "fanout CPU", "problems"], rows)
+
+
+def fanout_syscalls_table(cells):
+    cells = cells_of(cells, "fanout-syscalls")
+    if not cells:
+        return []
+    rows = []
+    for cell in cells:
+        value = figure(cell, "syscalls_per_delivery")
+        top = figure(cell, "top") or []
+        rows.append([cell["label"], "R=%d S=%d W=%d" % (cell["active"], cell["senders"],
+                                                         cell["in_flight"]),
+                     number(value, 3) + ratio(value, figure(fanout_reference_of(cells, cell),
+                                                            "syscalls_per_delivery")),
+                     ", ".join("%s %.3f" % (name, count) for name, count in top),
+                     status_text(cell)])
+    return ["", "#### Fan-out: system calls per delivery (strace -c -f)", "",
+            "(%s.)" % STRACE_NOTE.replace("request", "delivery"), ""] + markdown_table(
+        ["server", "load", "calls per delivery", "most frequent, per delivery", "problems"],
+        rows)
+
+
 def write_markdown(results, path):
     machine = results["machine"]
     build = machine.get("build") or {}
@@ -692,13 +973,14 @@ def write_markdown(results, path):
              "- Command: `%s`%s." % (results["command"],
                                     " (quick)" if results["quick"] else ""),
              "- Each cell: %s s warm-up, %s s measured; lines of 64 bytes. In brackets: the "
-             "figure divided by lesson 11 level-triggered's in the same run. ‹...›: "
+             "figure divided by lesson 11 level-triggered's in the same run (in the fan-out: "
+             "Redis's). ‹...›: "
              "connections that got no answer (starved, unanswered), were not tried in time, "
-             "or failed (errors)." % (results["settings"]["warmup"],
-                                      results["settings"]["window"])]
+             "or failed (errors), or that the server closed mid-run (dropped)." % (
+                 results["settings"]["warmup"], results["settings"]["window"])]
     cells = results["cells"]
     for table in (throughput_tables, mixed_table, capacity_table, idle_cpu_table,
-                  syscalls_table):
+                  syscalls_table, fanout_table, fanout_syscalls_table):
         lines += table(cells)
     notes = {cell["label"]: cell["note"] for cell in cells if cell["note"]}
     if notes:
@@ -710,7 +992,10 @@ def write_markdown(results, path):
 CSV_COLUMNS = ["scenario", "server", "label", "active", "idle", "status",
                "requests_per_second", "p50_us", "p99_us", "p999_us", "held",
                "connect_seconds", "rss_kb_per_connection", "threads", "cpu_percent",
-               "syscalls_per_request", "replies", "errors", "starved", "unanswered", "reason"]
+               "syscalls_per_request", "replies", "errors", "starved", "unanswered",
+               "receivers", "senders", "in_flight", "deliveries_per_second",
+               "messages_per_second", "message_p99_us", "server_cpu_percent",
+               "generator_cpu_percent", "syscalls_per_delivery", "dropped", "reason"]
 
 
 def write_csv(cells, path):
@@ -720,7 +1005,7 @@ def write_csv(cells, path):
         for cell in cells:
             row = dict(cell)
             row.update(cell.get("figures", {}))
-            for name in ("replies", "errors", "starved", "unanswered"):
+            for name in ("replies", "errors", "starved", "unanswered", "dropped"):
                 row[name] = cell.get("figures", {}).get("loadgen", {}).get(name)
             writer.writerow(row)
 
@@ -785,7 +1070,43 @@ def draw_plots(results, out_dir):
         figure_.savefig(path, dpi=100)
         plt.close(figure_)
         written.append(path)
+    fanout_cells = [cell for cell in cells_of(cells, "fanout") if cell["status"] == "ok"]
+    if fanout_cells:
+        written.append(draw_fanout_plot(plt, fanout_cells, results["date"], out_dir))
     return written
+
+
+def draw_fanout_plot(plt, cells, date, out_dir):
+    """Bars side by side for each (S, W): deliveries per second, and p99 latency."""
+    loads = []
+    for cell in cells:
+        if (cell["senders"], cell["in_flight"]) not in loads:
+            loads.append((cell["senders"], cell["in_flight"]))
+    servers = server_rows(cells)
+    width = 0.8 / len(servers)
+    figure_, panes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for pane, name, ylabel in ((panes[0], "deliveries_per_second", "deliveries per second"),
+                               (panes[1], "p99_us", "p99 delivery latency (µs)")):
+        for index, (key, label) in enumerate(servers):
+            find = {(cell["senders"], cell["in_flight"]): cell["figures"][name]
+                    for cell in cells if cell["server"] == key}
+            pane.bar([position + index * width for position in range(len(loads))],
+                     [find.get(load) or 0 for load in loads], width, label=label)
+        pane.set_xticks([position + width * (len(servers) - 1) / 2
+                         for position in range(len(loads))])
+        pane.set_xticklabels(["S=%d, W=%d" % load for load in loads])
+        pane.set_xlabel("senders S, messages in flight per sender W")
+        pane.set_ylabel(ylabel)
+        pane.grid(True, axis="y", alpha=0.3)
+    handles, labels = panes[0].get_legend_handles_labels()
+    figure_.legend(handles, labels, loc="upper center", ncol=len(servers), fontsize="small",
+                   bbox_to_anchor=(0.5, 0.93))
+    figure_.suptitle("fan-out to %d receivers - %s" % (cells[0]["active"], date[:10]))
+    figure_.tight_layout(rect=(0, 0, 1, 0.86))
+    path = os.path.join(out_dir, "fanout.png")
+    figure_.savefig(path, dpi=100)
+    plt.close(figure_)
+    return path
 
 
 def load_results(out_dir):
@@ -822,6 +1143,7 @@ def main():
         print("run.py: the benchmark reads /proc and runs loadgen (epoll): Linux only")
         return 1
     options.loadgen = os.path.join(options.build_dir, "tests", "bench", "loadgen")
+    options.fanout = os.path.join(options.build_dir, "tests", "bench", "fanout")
     if not os.path.isfile(options.loadgen):
         print("run.py: no %s: build it first:\n  cmake --preset bench && cmake --build "
               "--preset bench" % options.loadgen, file=sys.stderr)
@@ -833,7 +1155,8 @@ def main():
         "command": " ".join(["python3", os.path.relpath(__file__, SOURCE_DIR)] + sys.argv[1:]),
         "quick": options.quick, "machine": describe_machine(options.build_dir),
         "settings": dict(options.settings, reference=REFERENCE, line_bytes=64,
-                         idle_cpu_clients=IDLE_CPU_CLIENTS),
+                         idle_cpu_clients=IDLE_CPU_CLIENTS, fanout_reference=FANOUT_REFERENCE,
+                         fanout_message_bytes=64, fanout_queue_limit=FANOUT_QUEUE_LIMIT),
     }
     machine = results["machine"]
     print("run.py: %d cells; %s cores, %s %s; results in %s" % (
@@ -856,6 +1179,13 @@ def main():
     for cell in failed:
         print("  FAILED %s %s: %s" % (cell["scenario"], cell["label"],
                                       cell["reason"].splitlines()[0]))
+    for cell in cells_of(results["cells"], "fanout"):
+        if cell["server"] == FANOUT_REFERENCE:
+            text = fanout_ratio_text(results["cells"], cell)
+            if text:
+                print("  fanout R=%d S=%d W=%d:%s" % (cell["active"], cell["senders"],
+                                                     cell["in_flight"], text.strip(" []")
+                                                     .replace("lesson 12 / Redis:", "")))
     return 1 if failed else 0
 
 
