@@ -54,7 +54,15 @@ static void print_usage(void)
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
-static void say(struct client *to, const struct client *except, const char *format, ...);
+/* say() takes a printf format: gcc and clang then check each call's arguments against it. */
+#ifdef __GNUC__
+#define PRINTF_FORMAT(string_index, first_checked)                                                 \
+    __attribute__((format(printf, string_index, first_checked)))
+#else
+#define PRINTF_FORMAT(string_index, first_checked)
+#endif
+static void say(struct client *to, const struct client *except, const char *format, ...)
+    PRINTF_FORMAT(3, 4);
 
 /* Marks a client to be removed, and tells the others why. */
 static void drop(struct client *client, const char *why)
