@@ -113,6 +113,14 @@ class RoomTests(RoomTestCase):
         first.expect_eof()
         second.expect_line("* %s left" % first_name)
 
+    def test_nothing_sent_after_quit_reaches_the_room(self):
+        server = self.start_server()
+        (first, first_name), (second, _) = self.join_many(server, 2)
+        first.send(b"/quit\nsaid after quit\n")
+        first.expect_line("* bye")
+        second.expect_line("* %s left" % first_name)
+        second.expect_silence(0.1)
+
     def test_an_over_long_line_gets_the_usual_answer_and_reaches_nobody(self):
         server = self.start_server()
         (first, _), (second, second_name) = self.join_many(server, 2)

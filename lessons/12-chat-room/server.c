@@ -225,7 +225,8 @@ static void receive(struct client *client)
     char line[LAB_LINE_MAX + 1];
     size_t length;
     enum lab_line_status status;
-    while ((status = lab_line_take(&client->input, line, &length)) != LAB_LINE_NEED_MORE) {
+    while (!client->leaving && !client->gone && /* after /quit, nothing more is said */
+           (status = lab_line_take(&client->input, line, &length)) != LAB_LINE_NEED_MORE) {
         if (status == LAB_LINE_TOO_LONG) {
             queue_line(client, NULL, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY) - 1);
         } else if (length > 0) {
