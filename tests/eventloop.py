@@ -154,6 +154,33 @@ def stop_and_go_batch(pid, sock, batch):
     return answers + read_until_quiet(sock, scaled(0.5), len(batch) - len(answers))
 
 
+def half_close_to_a_slow_reader(test, namespace, server, lines=20000):
+    """From a socket made in namespace: sends lines numbered lines (740 KB), then EOF, while
+    reading slowly through a 4 KB receive buffer; fails test unless every answer came back
+    before the server closed."""
+    sock = namespace.socket()
+    test.addCleanup(sock.close)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(scaled(10))
+    sock.connect(server.address)
+    batch = numbered_batch(lines)
+
+    def send_then_half_close():
+        sock.sendall(batch)
+        sock.shutdown(socket.SHUT_WR)
+    test.in_thread(send_then_half_close)
+    received = bytearray()
+    while True:
+        time.sleep(0.001)  # pace: a slow reader, so the server's answers back up
+        chunk = sock.recv(8192)
+        if not chunk:
+            break
+        received += chunk
+    test.join_threads()
+    if bytes(received) != batch:
+        test.fail("after the half-close: " + describe_difference(batch, bytes(received)))
+
+
 def echo_rounds(connections, rounds=1, tag="client"):
     """Every connection sends a line, then every answer is read, last connection first:
     all of them wait at the same time, and an answer on the wrong socket is caught."""
@@ -338,27 +365,7 @@ class EventLoopChecks:
         # them loses them. The client must get every byte.
         namespace = NetworkNamespace(self, tcp_wmem="4096 16384 16384")
         server = self.start_server(namespace=namespace)
-        sock = namespace.socket()
-        self.addCleanup(sock.close)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(scaled(10))
-        sock.connect(server.address)
-        batch = numbered_batch(20000)
-
-        def send_then_half_close():
-            sock.sendall(batch)
-            sock.shutdown(socket.SHUT_WR)
-        self.in_thread(send_then_half_close)
-        received = bytearray()
-        while True:
-            time.sleep(0.001)  # pace: a slow reader, so the server's answers back up
-            chunk = sock.recv(8192)
-            if not chunk:
-                break
-            received += chunk
-        self.join_threads()
-        if bytes(received) != batch:
-            self.fail("after the half-close: " + describe_difference(batch, bytes(received)))
+        half_close_to_a_slow_reader(self, namespace, server)
         server.stdout.expect(DISCONNECTED)
 
     def test_only_the_ready_clients_are_served(self):

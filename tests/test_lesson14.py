@@ -13,12 +13,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
+from eventloop import half_close_to_a_slow_reader
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, MutationChecks,
-                     NetworkNamespace, linux_proc_available, scaled, under_emulator,
-                     wait_until)
-from polling import describe_difference
+                     NetworkNamespace, linux_proc_available, under_emulator, wait_until)
 
 LESSON = "14-closing"
 LINES = b"one\ntwo\nthree\n"
@@ -26,11 +24,6 @@ RESET = "recv: Connection reset by peer"
 BROKEN_PIPE = "send: Broken pipe"
 FLAGS = re.compile(r"IP \S+\.(\d+) > \S+\.(\d+): Flags \[([^\]]*)\]")
 TIMER = re.compile(r"timer:\(timewait,(\d+(?:\.\d+)?)(ms|sec|min)")
-
-
-def numbered_batch(lines):
-    """lines pipelined lines of 37 bytes each, numbered so that a gap is seen."""
-    return b"".join(b"line %05d of a pipelined batch ....\n" % number for number in range(lines))
 
 
 class ClosingTestCase(LabTestCase):
@@ -86,27 +79,7 @@ class GracefulCloseTests(ClosingTestCase):
         # the EOF, answers still wait in its output queue; closing then loses them.
         namespace = NetworkNamespace(self, tcp_wmem="4096 16384 16384")
         server = self.server(namespace=namespace)
-        sock = namespace.socket()
-        self.addCleanup(sock.close)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(scaled(10))
-        sock.connect(server.address)
-        batch = numbered_batch(20000)
-
-        def send_then_half_close():
-            sock.sendall(batch)
-            sock.shutdown(socket.SHUT_WR)
-        self.in_thread(send_then_half_close)
-        received = bytearray()
-        while True:
-            time.sleep(0.001)  # pace: a slow reader, so the server's answers back up
-            chunk = sock.recv(8192)
-            if not chunk:
-                break
-            received += chunk
-        self.join_threads()
-        if bytes(received) != batch:
-            self.fail("after the half-close: " + describe_difference(batch, bytes(received)))
+        half_close_to_a_slow_reader(self, namespace, server)
         self.server_saw(server, r"^recv: end of file$", r"^close: every answer sent$")
 
 
