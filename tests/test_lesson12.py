@@ -9,7 +9,7 @@ import time
 from labtest import (LINE_MAX, TOO_LONG_REPLY, CommandLineChecks, LabTestCase, MutationChecks,
                      linux_proc_available, open_descriptor_count, rss_bytes, sanitizer, scaled,
                      under_emulator, wait_until)
-from polling import median_ms
+from polling import idle_cpu_share, median_ms
 
 LESSON = "12-chat-room"
 WELCOME = r"^\* you are (guest\d+) "
@@ -164,6 +164,20 @@ class RoomTests(RoomTestCase):
         self.assertTrue(who.startswith(b"* 2 here:"), "only the two who stayed: %r" % who)
 
 
+class IdleTests(RoomTestCase):
+    """A quiet room costs no CPU: the loop asks for writability only while lines wait."""
+
+    def test_an_idle_room_of_twenty_sleeps_and_uses_no_cpu(self):
+        self.require_linux_proc()
+        server = self.start_server()
+        members = self.join_many(server, 20)
+        members[0][0].send_line("one line, then quiet")
+        for connection, _ in members[1:]:
+            connection.recv_line()
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.01, "an idle room of 20: %.1f%% of a core" % (share * 100))
+
+
 class SlowReceiverTests(RoomTestCase):
     """A client that does not read is dropped when its queue passes the limit; the others
     are told and keep receiving; memory stays bounded."""
@@ -285,6 +299,11 @@ class WrongServerTests(MutationChecks):
             ["test_lesson12.SlowReceiverTests"],
             ["test_a_client_that_never_reads_is_dropped_and_the_others_keep_up"],
             server=self.variant_path("12-unbounded-queue"))
+
+    def test_a_room_always_asking_for_writability_spins(self):
+        self.assert_suite_fails(
+            ["test_lesson12.IdleTests"], ["test_an_idle_room_of_twenty_sleeps_and_uses_no_cpu"],
+            server=self.variant_path("12-always-writable"))
 
     def test_a_room_copying_each_line_per_receiver_fails(self):
         self.assert_suite_fails(
