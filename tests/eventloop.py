@@ -20,7 +20,8 @@ import threading
 import time
 
 from labtest import (LINE_MAX, NetworkNamespace, Program, TOO_LONG_REPLY, fill_until_blocked,
-                     open_descriptor_count, sanitizer, scaled, thread_count, wait_until)
+                     open_descriptor_count, sanitizer, scaled, thread_count, under_emulator,
+                     wait_until)
 from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
                      push_without_reading, round_trip_times, wait_readable)
 
@@ -394,6 +395,10 @@ class EventLoopChecks:
         connection.expect_line("slowly")
 
     def test_a_client_that_does_not_read_gets_every_answer_later_in_order(self):
+        if under_emulator():
+            # 12 MB through a socket the server stopped reading keeps wineserver at a full
+            # core; the connection was reset in 2 of 6 CI runs (tests/README.md).
+            self.skipTest("under Wine this push was reset in 2 of 6 runs; checked natively")
         pusher = self.connect(self.start_server())
         data = numbered_lines(PUSHED_BYTES)
         stalled, sent_first, answers = push_without_reading(pusher.sock, data)
