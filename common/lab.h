@@ -19,6 +19,7 @@
  *   thread     detached threads and a mutex                           taught in lesson 06
  *   keyboard   stdin as something select()/poll() can wait on        taught in lesson 09
  *   loop       a poll() loop over connections, with hooks             taught in lesson 10
+ *   checksum   Adler-32, to prove bytes arrived whole and in order    used from lesson 15
  *
  * Every function has a one-line contract above it. None keeps per-connection state in a
  * static: a connection's state lives in a struct the lesson owns.
@@ -380,5 +381,15 @@ int lab_keyboard_open(struct lab_keyboard *keyboard);
 /* Reads what was typed, raw (never stdio), once waitable is readable; returns the byte
  * count (> 0), 0 at end of input, or -1 on an error (warned). */
 long lab_keyboard_read(struct lab_keyboard *keyboard, char *buffer, size_t size);
+
+/* ---- checksum ----------------------------------------------------------------------- */
+
+/* Adler-32 (RFC 1950) of size bytes, continuing from adler (start from 1): the same value
+ * however the bytes are cut into calls. */
+unsigned long lab_adler32(unsigned long adler, const void *data, size_t size);
+
+/* The Adler-32 of two parts one after the other, from each part's own Adler-32 and the
+ * second's length: no byte is read again. */
+unsigned long lab_adler32_combine(unsigned long first, unsigned long second, size_t second_size);
 
 #endif /* LAB_H */
