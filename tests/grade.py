@@ -79,6 +79,15 @@ class ScorecardResult(unittest.TestResult):
         super().addError(test, err)
         self._problem[test.id()] = ("error", "%s: %s" % (err[0].__name__, err[1]))
 
+    def addSubTest(self, test, subtest, err):
+        # unittest reports a failing subTest only here, never through addFailure: without
+        # this a test whose subtests all failed would be scored "passed".
+        super().addSubTest(test, subtest, err)
+        if err is not None and test.id() not in self._problem:
+            failed = issubclass(err[0], test.failureException)
+            self._problem[test.id()] = ("failed" if failed else "error",
+                                        "%s\n%s" % (subtest, err[1]))
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._problem[test.id()] = ("skipped", reason)

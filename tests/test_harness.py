@@ -1,6 +1,8 @@
 """The tests fail when the behaviour is wrong: each lesson's tests against wrong servers.
 
 Runs natively only: each check starts a whole lesson's tests in a child process."""
+import unittest
+
 from labtest import MutationChecks, peer_path
 
 LABEL = "harness"
@@ -57,3 +59,33 @@ class ScorecardTests(MutationChecks):
         cases = [case for suite in suites for case in suite]
         self.assertTrue(any(case.find("error") is not None or case.find("failure") is not None
                             for case in cases), "JUnit XML records the failure")
+
+
+class ScorecardSubTestTests(unittest.TestCase):
+    """A failing subTest fails its test on the scorecard (unittest reports it only through
+    addSubTest, which a result class must handle itself)."""
+
+    def test_a_failing_subtest_is_a_failure_and_a_passing_one_a_pass(self):
+        import grade
+
+        class Example(unittest.TestCase):
+            def test_one_subtest_fails(self):
+                for number in (1, 2, 3):
+                    with self.subTest(number=number):
+                        self.assertNotEqual(number, 2, "two is wrong")
+
+            def test_every_subtest_passes(self):
+                for number in (1, 2):
+                    with self.subTest(number=number):
+                        self.assertTrue(number)
+
+        suite = unittest.TestLoader().loadTestsFromTestCase(Example)
+        result = grade.ScorecardResult({})
+        suite.run(result)
+        outcomes = {test_id.rsplit(".", 1)[1]: (outcome, detail)
+                    for _, test_id, outcome, detail, _ in result.outcomes}
+        self.assertEqual(outcomes["test_every_subtest_passes"][0], "passed")
+        outcome, detail = outcomes["test_one_subtest_fails"]
+        self.assertEqual(outcome, "failed")
+        self.assertIn("number=2", "\n".join(detail))
+        self.assertIn("two is wrong", "\n".join(detail))
