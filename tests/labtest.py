@@ -102,6 +102,7 @@ def command_for(path, args):
 
 
 _wineserver_started = False
+WINESERVER_LINGER_SECONDS = 30
 
 
 def ensure_wineserver():
@@ -118,7 +119,10 @@ def ensure_wineserver():
     # Exit status 2 means one is already running: that is fine too.
     quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL, env=child_environment(), timeout=120)
-    subprocess.run([wineserver, "-p"], **quiet)
+    # -pN: it and Wine's services exit N seconds after the last emulated program, so even
+    # an interrupted run leaves nothing behind (the end of a CTest run stops them at once:
+    # tests/stop_wine.py).
+    subprocess.run([wineserver, "-p%d" % WINESERVER_LINGER_SECONDS], **quiet)
     # Wine's own services (services.exe, winedevice.exe) start with the first program and
     # stay; start them here, from a program whose stdio is /dev/null, for the same reason.
     subprocess.run(emulator() + ["cmd", "/c", "exit"], **quiet)
