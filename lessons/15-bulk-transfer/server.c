@@ -128,7 +128,9 @@ static int answer(lab_socket s, const char *peer, const struct transfer *transfe
         lab_warn("send", peer, lab_last_error());
         return -1;
     }
-    double seconds = (double)(lab_now_ms() - transfer->started_ms) / 1000.0;
+    double seconds = transfer->frames > 0 /* else no clock started: an empty transfer */
+                         ? (double)(lab_now_ms() - transfer->started_ms) / 1000.0
+                         : 0.0;
     printf("received %llu bytes in %lu frames, adler32 %08lx, %.3f s, %.1f MB/s\n", transfer->bytes,
            transfer->frames, transfer->adler, seconds,
            seconds > 0 ? (double)transfer->bytes / seconds / 1e6 : 0.0);
