@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """run.py - races every echo server of the lab side by side, with a libuv server as the
-outside reference, and lesson 12's chat room beside Redis pub/sub; writes the results as
-JSON, CSV, Markdown tables and plots.
+outside reference, lesson 12's chat room beside Redis pub/sub, and lesson 15's bulk transfer
+beside iperf3; writes the results as JSON, CSV, Markdown tables and plots.
 
 usage: python3 tests/bench/run.py [--build-dir build-bench] [--quick] [--out DIR]
                                   [--servers KEY,...] [--scenarios NAME,...]
                                   [--connections N,...] [--warmup S] [--window S]
                                   [--capacity N] [--idle-seconds S]
                                   [--fanout-receivers R] [--fanout-senders S,...]
-                                  [--fanout-in-flight W,...]
+                                  [--fanout-in-flight W,...] [--bulk-writes W,...]
+                                  [--bulk-mib MIB] [--bulk-rounds N]
        python3 tests/bench/run.py --plot-only DIR     (draws the plots of DIR/results.json)
 
 Build first, optimised and without sanitizers:
@@ -31,14 +32,24 @@ tests/bench/loadgen against it. Scenarios (docs/benchmarks.md says what each fig
               delivery latency p50/p99, the server's CPU. Without redis-server on PATH its
               cells are skipped, saying so.
   fanout-syscalls  system calls per delivery (strace -c -f) of both at R = 100, S = 1, W = 8.
+  bulk        one connection on 127.0.0.1 sends a run of bytes in writes of W bytes (1 KiB,
+              4 KiB, 16 KiB, 64 KiB, 128 KiB, 256 KiB, 1 MiB): lesson 15's client (FRAME-SIZE
+              W, against its server, which sums every byte) and iperf3 3.x (-l W -n BYTES -J,
+              against iperf3 -s -1 started for each run on a free port; run.py waits for its
+              "Server listening" line). 4 GiB per run at W >= 16 KiB, 2 GiB at 4 KiB, 1 GiB at
+              1 KiB (--bulk-mib); 3 rounds, the two programs interleaved (lesson 15 first in
+              rounds 1 and 3, iperf3 in round 2); the median MB/s (10^6 bytes) of each, and
+              lesson 15 / iperf3 per W. The lab's target: >= 0.95x at 128 KiB. Without iperf3
+              on PATH its cells are skipped ("iperf3 not installed") and lesson 15 still runs.
 Servers: 03, 05 (POLL-MS default and 0), 06, 07, 08, 10, 11 level, 11 edge, libuv (keys
 below). Ratios compare each server with lesson 11 level-triggered in the same run; in the
-fan-out, lesson 12 (key 12) with Redis (key redis).
+fan-out, lesson 12 (key 12) with Redis (key redis); in bulk, lesson 15 (key 15) with iperf3
+(key iperf3). What the checksum costs alone: tests/bench/adler_bench (docs/benchmarks.md).
 
---quick runs N = 1 and 10, short windows, a capacity bound of 100, a fan-out to 10 receivers
-and no strace: it proves the benchmark still works (CI runs it) in well under two minutes,
-and exits non-zero if any server failed to run. All traffic stays on loopback; every part of
-a run is bounded.
+--quick runs N = 1 and 10, short windows, a capacity bound of 100, a fan-out to 10 receivers,
+bulk at 4 KiB and 128 KiB (64 and 128 MiB, one round) and no strace: it proves the benchmark
+still works (CI runs it) in well under two minutes, and exits non-zero if any server failed
+to run. All traffic stays on loopback; every part of a run is bounded.
 Standard library only; the plots need matplotlib (Debian: python3-matplotlib), which it looks
 for in this interpreter, then in /usr/bin/python3; without it the plots are skipped.
 """
@@ -132,18 +143,44 @@ FANOUT_SERVERS = [
                     "senders PUBLISH"),
 ]
 FANOUT_REFERENCE = "redis"
+
+
+class IperfEntry(Entry):
+    """iperf3 from the system's packages (Debian: iperf3), started by the driver for each run
+    on a free port of 127.0.0.1: the bulk transfer's outside reference."""
+
+    def path(self, build_dir):
+        return shutil.which("iperf3")
+
+
+BULK_SERVERS = [
+    Entry("15", "15 bulk transfer", "15-bulk-transfer",
+          note="client HOST PORT BYTES W: each send() is a 4-byte header and W bytes of "
+               "payload; the server's recv() asks for up to 1 MiB and sums every byte "
+               "(Adler-32); MB/s from the client's first send to the server's answer"),
+    IperfEntry("iperf3", "iperf3 {} (reference)", None, optional=True,
+               default_from_help=r"iperf (\S+)", help_option="--version",
+               note="iperf3 -s -1, then iperf3 -c -l W -n BYTES -J: each write W bytes, "
+                    "each read W bytes, nothing checked; MB/s from the receiver's "
+                    "bits_per_second"),
+]
+BULK_REFERENCE = "iperf3"
+BULK_HEADLINE = 128 * 1024  # the write size of the lab's target: lesson 15 >= 0.95x iperf3
+BULK_TARGET = 0.95
 SCENARIOS = ["throughput", "mixed", "capacity", "idle-cpu", "syscalls", "fanout",
-             "fanout-syscalls"]
+             "fanout-syscalls", "bulk"]
 DEFAULTS = {  # full run, then --quick
     "full": dict(connections=[1, 10, 100, 1000], warmup=2.0, window=5.0, mixed=(10, 990),
                  capacity=10000, hold=1.0, idle_seconds=3.0, syscall_n=100,
                  fanout_receivers=100, fanout_senders=[1, 4], fanout_in_flight=[1, 8],
-                 connect_timeout=10.0, scenarios=SCENARIOS),
+                 bulk_writes=[1024, 4096, 16384, 65536, 131072, 262144, 1048576],
+                 bulk_mib=4096, bulk_rounds=3, connect_timeout=10.0, scenarios=SCENARIOS),
     "quick": dict(connections=[1, 10], warmup=0.5, window=1.0, mixed=(10, 90),
                   capacity=100, hold=0.4, idle_seconds=0.5, syscall_n=100,
                   fanout_receivers=10, fanout_senders=[1], fanout_in_flight=[8],
+                  bulk_writes=[4096, 131072], bulk_mib=128, bulk_rounds=1,
                   connect_timeout=1.0,
-                  scenarios=["throughput", "mixed", "capacity", "idle-cpu", "fanout"]),
+                  scenarios=["throughput", "mixed", "capacity", "idle-cpu", "fanout", "bulk"]),
 }
 FANOUT_SYSCALLS = (100, 1, 8)  # R, S, W of the fanout-syscalls scenario
 IDLE_CPU_CLIENTS = 100
@@ -166,7 +203,8 @@ def parse_arguments():
     parser = argparse.ArgumentParser(
         description="Race every echo server of the lab with tests/bench/loadgen, and lesson "
                     "12's chat room beside Redis pub/sub with tests/bench/fanout.",
-        epilog="servers: " + ", ".join(entry.key for entry in SERVERS + FANOUT_SERVERS)
+        epilog="servers: " + ", ".join(entry.key for entry in
+                                       SERVERS + FANOUT_SERVERS + BULK_SERVERS)
                + "; scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--build-dir", default=os.path.join(SOURCE_DIR, "build-bench"),
                         help="build tree of the bench preset (default build-bench/)")
@@ -190,6 +228,14 @@ def parse_arguments():
                         "scenario, e.g. 1,4 (each 1-64)")
     parser.add_argument("--fanout-in-flight", metavar="W,...", help="messages each fanout "
                         "sender keeps on their way, e.g. 1,8 (each 1-4096)")
+    parser.add_argument("--bulk-writes", metavar="W,...", help="write sizes of the bulk "
+                        "scenario, e.g. 4K,128K,1M (each 1 to 1M; K and M are 1024 and "
+                        "1024^2)")
+    parser.add_argument("--bulk-mib", type=int, metavar="MIB", help="MiB each bulk run sends "
+                        "at writes of 16 KiB and more; half that at 4 KiB and less, a quarter "
+                        "at 1 KiB and less (16-16384)")
+    parser.add_argument("--bulk-rounds", type=int, metavar="N", help="runs of each program "
+                        "per write size in the bulk scenario, interleaved (1-20)")
     parser.add_argument("--plot-only", metavar="DIR", help="only draw the plots of "
                         "DIR/results.json")
     options = parser.parse_args()
@@ -212,8 +258,16 @@ def parse_arguments():
                 parser.error("--%s takes whole numbers, e.g. 1,4" % name.replace("_", "-"))
             if not all(1 <= n <= high for n in settings[name]):
                 parser.error("--%s: each from 1 to %d" % (name.replace("_", "-"), high))
+    if options.bulk_writes:
+        try:
+            settings["bulk_writes"] = [parse_size(text) for text in options.bulk_writes.split(",")]
+        except ValueError:
+            parser.error("--bulk-writes takes sizes, e.g. 4K,128K,1M")
+        if not all(1 <= size <= 1048576 for size in settings["bulk_writes"]):
+            parser.error("--bulk-writes: each from 1 to 1M (lesson 15's frame limit)")
     for name, low, high in (("warmup", 0, 10), ("window", 0.5, 30), ("capacity", 10, 10000),
-                            ("idle_seconds", 0.5, 30), ("fanout_receivers", 1, 2000)):
+                            ("idle_seconds", 0.5, 30), ("fanout_receivers", 1, 2000),
+                            ("bulk_mib", 16, 16384), ("bulk_rounds", 1, 20)):
         value = getattr(options, name)
         if value is not None:
             if not low <= value <= high:
@@ -225,7 +279,7 @@ def parse_arguments():
         if unknown:
             parser.error("unknown scenario %s (choose from %s)"
                          % (", ".join(sorted(unknown)), ", ".join(SCENARIOS)))
-    keys = [entry.key for entry in SERVERS + FANOUT_SERVERS]
+    keys = [entry.key for entry in SERVERS + FANOUT_SERVERS + BULK_SERVERS]
     chosen = options.servers.split(",") if options.servers else keys
     unknown = set(chosen) - set(keys)
     if unknown:
@@ -233,11 +287,28 @@ def parse_arguments():
                      % (", ".join(sorted(unknown)), ", ".join(keys)))
     options.entries = [entry for entry in SERVERS if entry.key in chosen]
     options.fanout_entries = [entry for entry in FANOUT_SERVERS if entry.key in chosen]
+    options.bulk_entries = [entry for entry in BULK_SERVERS if entry.key in chosen]
+    options.bulk_races = {}  # write size: {key: figures or the exception}, see bulk()
     options.settings = settings
     options.build_dir = os.path.abspath(options.build_dir)
     options.out = os.path.abspath(options.out or os.path.join(options.build_dir,
                                                               "bench-results"))
     return options
+
+
+def parse_size(text):
+    """"128K" -> 131072, "1M" -> 1048576, "4096" -> 4096 (K, M, G: powers of 1024)."""
+    text = text.strip().upper()
+    shift = {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0)
+    return int(text[:-1] if shift else text) << shift
+
+
+def size_text(size):
+    """131072 -> "128 KiB", 1048576 -> "1 MiB", 1000 -> "1000 B"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return "%d %s" % (size >> shift, unit)
+    return "%d B" % size
 
 
 # ---- the machine ----------------------------------------------------------------------
@@ -286,6 +357,7 @@ def describe_machine(build_dir):
         "python": platform.python_version(),
         "libuv": command_output(["pkg-config", "--modversion", "libuv"]),
         "redis": command_output(["redis-server", "--version"]),
+        "iperf3": (command_output(["iperf3", "--version"]) or "").split("\n")[0] or None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "source": command_output(["git", "describe", "--always", "--dirty"]),
         "build": describe_build(build_dir),
@@ -308,7 +380,7 @@ def label_of(entry, build_dir):
     path = entry.path(build_dir)
     if path and os.path.isfile(path):
         value = default_from_help(path, entry.default_from_help, entry.help_option)
-    if value is None and isinstance(entry, RedisEntry):
+    if value is None and isinstance(entry, (RedisEntry, IperfEntry)):
         return entry.label.replace("{} ", "")  # not installed: no version to show
     return entry.label.format(value or "default")
 
@@ -601,6 +673,162 @@ def fanout_syscalls(options, entry, receivers, senders, in_flight):
             "loadgen": result, "note": STRACE_NOTE.replace("request", "delivery")}
 
 
+# ---- bulk transfer: lesson 15 beside iperf3 ---------------------------------------------
+
+def bulk_bytes(settings, write):
+    """Bytes of one bulk run: bulk_mib MiB at writes of 16 KiB and more, less at small writes
+    (slower) so that each run takes about the same time."""
+    divisor = 4 if write <= 1024 else 2 if write <= 4096 else 1
+    return (settings["bulk_mib"] // divisor) << 20
+
+
+def start_iperf3(path, options):
+    """Starts iperf3 -s -1 (one test, then it exits) on a free port of 127.0.0.1 and waits for
+    its "Server listening on PORT" line (--forceflush: the line leaves at once through the
+    pipe). A connection to see whether it listens would be taken for the one test."""
+    for _ in range(3):
+        port = free_port()
+        server = labtest.Program([path, "-s", "-p", str(port), "-B", "127.0.0.1", "-1",
+                                  "--forceflush"])
+        try:
+            server.stdout.expect(r"Server listening on %d\b" % port, 15, "iperf3 -s's stdout")
+        except AssertionError as failure:
+            server.kill()
+            if "in use" in server.stdout.text() + server.stderr.text():
+                continue  # taken since free_port() looked: another port
+            raise CellFailed("iperf3 -s did not start: %s\n%s"
+                             % (failure, server.stderr.text()[-1000:])) from None
+        server.host, server.port = "127.0.0.1", port
+        return server
+    raise CellFailed("iperf3 -s found no free port in 3 tries")
+
+
+def bulk_run_iperf3(options, path, write, size):
+    """One iperf3 test of size bytes in writes of write bytes; returns (MB/s, figures)."""
+    server = start_iperf3(path, options)
+    try:
+        client = labtest.Program([path, "-c", "127.0.0.1", "-p", str(server.port), "-l",
+                                  str(write), "-n", str(size), "-J"])
+        try:
+            status = client.wait(60)
+        except AssertionError as failure:
+            client.kill()
+            raise CellFailed(str(failure)) from None
+        try:
+            report = json.loads("\n".join(client.stdout.lines))
+        except ValueError:
+            report = {}
+        if status != 0 or "error" in report or "end" not in report:
+            raise CellFailed("iperf3 -c exited with status %s: %s%s" % (
+                status, report.get("error", ""), client.stderr.text()[-1000:]))
+        try:
+            server.wait(10)  # -1: it ends after the test
+        except AssertionError:
+            pass  # killed below; the client's report is whole
+    finally:
+        server.kill()
+    received = report["end"]["sum_received"]
+    rate = received["bits_per_second"] / 8e6
+    return rate, {"mb_per_s": rate, "received_bytes": received["bytes"],
+                  "seconds": received["seconds"],
+                  "sender_mb_per_s": report["end"]["sum_sent"]["bits_per_second"] / 8e6}
+
+
+def bulk_run_lesson15(options, server, path, write, size):
+    """One transfer of size generated bytes in frames of write bytes; returns (MB/s, figures):
+    the client's MB/s, from its first send to the server's answer."""
+    client = labtest.Program([path, server.host, str(server.port), "%dM" % (size >> 20),
+                              str(write)])
+    try:
+        status = client.wait(60)
+    except AssertionError as failure:
+        client.kill()
+        raise CellFailed(str(failure)) from None
+    output = "\n".join(client.stdout.lines)
+    sent = re.search(r"sent (\d+) bytes in (\d+) frames?: ([\d.]+) ms", output)
+    if status != 0 or not sent or "every byte arrived" not in output:
+        check_running(server)
+        raise CellFailed("the client exited with status %s:\n%s\n%s" % (
+            status, output[-1000:], client.stderr.text()[-1000:]))
+    try:
+        got = server.stdout.expect(r"received (\d+) bytes .* ([\d.]+) MB/s", 10,
+                                   "the server's stdout")
+    except AssertionError as failure:
+        raise CellFailed(str(failure)) from None
+    rate = int(sent.group(1)) / float(sent.group(3)) * 1e3 / 1e6
+    return rate, {"mb_per_s": rate, "frames": int(sent.group(2)),
+                  "seconds": float(sent.group(3)) / 1e3,
+                  "server_mb_per_s": float(got.group(2))}
+
+
+def bulk_race(options, write):
+    """Lesson 15 and iperf3 at one write size, runs interleaved (15, iperf3; then iperf3, 15;
+    ...): returns {key: figures, or the CellFailed/CellSkipped it met}."""
+    settings = options.settings
+    size = bulk_bytes(settings, write)
+    runs, outcome, lesson15 = {}, {}, None
+    for entry in options.bulk_entries:
+        path = entry.path(options.build_dir)
+        if isinstance(entry, IperfEntry) and path is None:
+            outcome[entry.key] = CellSkipped(
+                "iperf3 not installed (Debian: apt-get install iperf3): lesson 15 runs "
+                "without its reference")
+        elif not isinstance(entry, IperfEntry) and not os.path.isfile(path):
+            outcome[entry.key] = CellFailed("no %s (build it: cmake --build --preset bench)"
+                                            % path)
+        else:
+            runs[entry.key] = []
+    try:
+        for round_ in range(settings["bulk_rounds"]):
+            order = options.bulk_entries if round_ % 2 == 0 else options.bulk_entries[::-1]
+            for entry in order:
+                if entry.key not in runs or entry.key in outcome:
+                    continue
+                path = entry.path(options.build_dir)
+                try:
+                    if isinstance(entry, IperfEntry):
+                        runs[entry.key].append(bulk_run_iperf3(options, path, write, size))
+                    else:
+                        if lesson15 is None:
+                            lesson15 = start_server(entry, options.build_dir)
+                        client = os.path.join(os.path.dirname(path), "client")
+                        runs[entry.key].append(bulk_run_lesson15(options, lesson15, client,
+                                                                 write, size))
+                except CellFailed as failure:
+                    outcome[entry.key] = failure
+    finally:
+        if lesson15 is not None:
+            lesson15.kill()
+    for key, done in runs.items():
+        if key in outcome:
+            continue
+        rates = [rate for rate, _ in done]
+        figures = {"write_bytes": write, "bytes": size, "rounds": len(done),
+                   "mb_per_s": median(rates), "runs_mb_per_s": [round(r, 1) for r in rates],
+                   "runs": [details for _, details in done]}
+        if key == "15":
+            figures["server_mb_per_s"] = median([d["server_mb_per_s"] for _, d in done])
+        outcome[key] = figures
+    return outcome
+
+
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def bulk(options, entry, write):
+    """The figures of entry at this write size: the first of the pair's cells runs the race
+    of both (interleaved), the other takes its share of the result."""
+    if write not in options.bulk_races:
+        options.bulk_races[write] = bulk_race(options, write)
+    result = options.bulk_races[write][entry.key]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 # ---- the matrix -----------------------------------------------------------------------
 
 def plan(options):
@@ -615,6 +843,11 @@ def plan(options):
                     cells += [(scenario, entry, settings["fanout_receivers"], 0,
                                {"senders": senders, "in_flight": in_flight})
                               for entry in options.fanout_entries]
+            continue
+        if scenario == "bulk":  # lesson 15, then iperf3, for each write size: raced together
+            for write in settings["bulk_writes"]:
+                cells += [(scenario, entry, 0, 0, {"write_bytes": write})
+                          for entry in options.bulk_entries]
             continue
         if scenario == "fanout-syscalls":
             receivers, senders, in_flight = FANOUT_SYSCALLS
@@ -650,6 +883,8 @@ def measure(options, scenario, entry, active, idle, extra):
         return fanout(options, entry, active, extra["senders"], extra["in_flight"])
     if scenario == "fanout-syscalls":
         return fanout_syscalls(options, entry, active, extra["senders"], extra["in_flight"])
+    if scenario == "bulk":
+        return bulk(options, entry, extra["write_bytes"])
     return syscalls(options, entry)
 
 
@@ -676,6 +911,12 @@ def describe(cell):
         return "%10.0f deliveries/s  p99 %s  server %.0f %% of a core%s" % (
             figures["deliveries_per_second"], "-" if p99 is None else "%.0f us" % p99,
             figures["server_cpu_percent"], problems)
+    if scenario == "bulk":
+        server = figures.get("server_mb_per_s")
+        return "%7.0f MB/s, median of %s (%s)%s" % (
+            figures["mb_per_s"], ", ".join("%.0f" % rate for rate in figures["runs_mb_per_s"]),
+            size_text(figures["bytes"]) + " each",
+            "" if server is None else "; the server's own figure %.0f MB/s" % server)
     if scenario == "fanout-syscalls":
         return "%.2f system calls per delivery (%s)" % (
             figures["syscalls_per_delivery"],
@@ -694,6 +935,8 @@ def cell_name(scenario, entry, active, idle, label, extra):
         what = "N=%d" % active
     elif scenario.startswith("fanout"):
         what = "R=%d S=%d W=%d" % (active, extra["senders"], extra["in_flight"])
+    elif scenario == "bulk":
+        what = "W=%s" % size_text(extra["write_bytes"])
     else:
         what = "%d idle" % idle
     return "%-10s %-32s %-12s" % (scenario, label, what)
@@ -703,7 +946,8 @@ def run_matrix(options):
     cells = []
     planned = plan(options)
     labels = {entry.key: label_of(entry, options.build_dir)
-              for entry in options.entries + options.fanout_entries}
+              for entry in options.entries + options.fanout_entries
+              + options.bulk_entries}
     for number, (scenario, entry, active, idle, extra) in enumerate(planned, 1):
         cell = {"scenario": scenario, "server": entry.key, "label": labels[entry.key],
                 "active": active, "idle": idle, "note": entry.note}
@@ -724,6 +968,8 @@ def run_matrix(options):
         cell["seconds"] = round(time.monotonic() - started, 2)
         if scenario == "fanout" and entry.key == FANOUT_REFERENCE:
             summary += fanout_ratio_text(cells, cell)
+        if scenario == "bulk" and entry.key == BULK_REFERENCE:
+            summary += bulk_ratio_text(cells, cell)
         print("%s %s" % (prefix, summary), flush=True)
         cells.append(cell)
     return cells
@@ -960,6 +1206,61 @@ def fanout_syscalls_table(cells):
         rows)
 
 
+def bulk_pair(cells, write):
+    """(lesson 15's cell, iperf3's cell) at this write size; either may be None."""
+    find = {cell["server"]: cell for cell in cells_of(cells, "bulk")
+            if cell["write_bytes"] == write}
+    return find.get("15"), find.get(BULK_REFERENCE)
+
+
+def bulk_ratio_text(cells, reference):
+    """"  [lesson 15 / iperf3: 1.05×]" once both are measured at this write size."""
+    lesson15, _ = bulk_pair(cells, reference["write_bytes"])
+    rate, base = figure(lesson15, "mb_per_s"), figure(reference, "mb_per_s")
+    if rate is None or not base:
+        return ""
+    target = ""
+    if reference["write_bytes"] == BULK_HEADLINE:
+        target = ", target >= %.2f×: %s" % (BULK_TARGET, "met" if rate / base >= BULK_TARGET
+                                            else "MISSED")
+    return "  [lesson 15 / iperf3: %.2f×%s]" % (rate / base, target)
+
+
+def bulk_table(cells):
+    cells = cells_of(cells, "bulk")
+    if not cells:
+        return []
+    writes = []
+    for cell in cells:
+        if cell["write_bytes"] not in writes:
+            writes.append(cell["write_bytes"])
+    rows = []
+    for write in writes:
+        lesson15, reference = bulk_pair(cells, write)
+        rate, base = figure(lesson15, "mb_per_s"), figure(reference, "mb_per_s")
+        size = figure(lesson15, "bytes") or figure(reference, "bytes")
+        rows.append([("**%s**" if write == BULK_HEADLINE else "%s") % size_text(write),
+                     size_text(size) if size else "-",
+                     number(rate), number(base),
+                     "%.2f×" % (rate / base) if rate is not None and base else "-",
+                     ", ".join("%.0f" % r for r in figure(lesson15, "runs_mb_per_s") or []),
+                     ", ".join("%.0f" % r for r in figure(reference, "runs_mb_per_s") or []),
+                     number(figure(lesson15, "server_mb_per_s")),
+                     "; ".join(status_text(cell) for cell in (lesson15, reference)
+                               if cell is not None and cell["status"] != "ok")])
+    rounds = max((figure(cell, "rounds") or 0) for cell in cells)
+    return ["", "#### Bulk transfer: lesson 15 beside iperf3, MB/s by write size (higher is "
+            "better)", "", "(One connection on 127.0.0.1 sends the bytes of a run in writes "
+            "of W bytes: lesson 15's client with FRAME-SIZE W, iperf3 -l W. Median of %d "
+            "run%s each, interleaved; MB = 10^6 bytes. Lesson 15: bytes over the time from "
+            "its client's first send to the server's answer; iperf3: the receiver's "
+            "bits_per_second / 8. The server's own figure: lesson 15's server, first frame "
+            "to end frame. Target at 128 KiB: lesson 15 >= %.2f× iperf3.)"
+            % (rounds, "" if rounds == 1 else "s", BULK_TARGET), ""] + markdown_table(
+        ["write W", "bytes per run", "lesson 15 MB/s", "iperf3 MB/s", "lesson 15 / iperf3",
+         "lesson 15 runs", "iperf3 runs", "lesson 15 server's own MB/s", "problems"], rows)
+
+
 def write_markdown(results, path):
     machine = results["machine"]
     build = machine.get("build") or {}
@@ -980,7 +1281,7 @@ def write_markdown(results, path):
                  results["settings"]["warmup"], results["settings"]["window"])]
     cells = results["cells"]
     for table in (throughput_tables, mixed_table, capacity_table, idle_cpu_table,
-                  syscalls_table, fanout_table, fanout_syscalls_table):
+                  syscalls_table, fanout_table, fanout_syscalls_table, bulk_table):
         lines += table(cells)
     notes = {cell["label"]: cell["note"] for cell in cells if cell["note"]}
     if notes:
@@ -995,7 +1296,8 @@ CSV_COLUMNS = ["scenario", "server", "label", "active", "idle", "status",
                "syscalls_per_request", "replies", "errors", "starved", "unanswered",
                "receivers", "senders", "in_flight", "deliveries_per_second",
                "messages_per_second", "message_p99_us", "server_cpu_percent",
-               "generator_cpu_percent", "syscalls_per_delivery", "dropped", "reason"]
+               "generator_cpu_percent", "syscalls_per_delivery", "dropped", "write_bytes",
+               "bytes", "rounds", "mb_per_s", "server_mb_per_s", "reason"]
 
 
 def write_csv(cells, path):
@@ -1073,7 +1375,50 @@ def draw_plots(results, out_dir):
     fanout_cells = [cell for cell in cells_of(cells, "fanout") if cell["status"] == "ok"]
     if fanout_cells:
         written.append(draw_fanout_plot(plt, fanout_cells, results["date"], out_dir))
+    bulk_cells = [cell for cell in cells_of(cells, "bulk") if cell["status"] == "ok"]
+    if bulk_cells:
+        written.append(draw_bulk_plot(plt, bulk_cells, results["date"], out_dir))
     return written
+
+
+def draw_bulk_plot(plt, cells, date, out_dir):
+    """MB/s against the write size (log x), one line per program through the medians, each
+    run a faint dot; lesson 15 / iperf3 written above each write size."""
+    figure_, axes = plt.subplots(figsize=(8, 5))
+    medians = {}
+    for key, label in server_rows(cells):
+        mine = sorted((cell for cell in cells if cell["server"] == key),
+                      key=lambda cell: cell["write_bytes"])
+        points = [(cell["write_bytes"], cell["figures"]["mb_per_s"]) for cell in mine]
+        medians[key] = dict(points)
+        line, = axes.plot(*zip(*points), marker="o", label=label,
+                          linewidth=1.2 if key == BULK_REFERENCE else 2.5)
+        runs = [(cell["write_bytes"], rate) for cell in mine
+                for rate in cell["figures"]["runs_mb_per_s"]]
+        axes.scatter(*zip(*runs), s=12, alpha=0.35, color=line.get_color())
+    writes = sorted({cell["write_bytes"] for cell in cells})
+    top = max(rate for cell in cells for rate in cell["figures"]["runs_mb_per_s"])
+    for write in writes:
+        rate, base = medians.get("15", {}).get(write), medians.get(BULK_REFERENCE, {}).get(write)
+        if rate and base:
+            axes.annotate("%.2f×" % (rate / base), (write, top * 1.04), ha="center",
+                          fontsize="small", fontweight="bold" if write == BULK_HEADLINE
+                          else "normal")
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(writes)
+    axes.set_xticklabels([size_text(write).replace(" ", "\n") for write in writes])
+    axes.minorticks_off()
+    axes.set_ylim(0, top * 1.12)
+    axes.set_xlabel("write size W (bytes per send(); above each: lesson 15 / iperf3)")
+    axes.set_ylabel("MB/s (10^6 bytes per second)")
+    axes.set_title("bulk transfer on 127.0.0.1, one connection - %s" % date[:10])
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")
+    figure_.tight_layout()
+    path = os.path.join(out_dir, "bulk.png")
+    figure_.savefig(path, dpi=100)
+    plt.close(figure_)
+    return path
 
 
 def draw_fanout_plot(plt, cells, date, out_dir):
@@ -1156,7 +1501,9 @@ def main():
         "quick": options.quick, "machine": describe_machine(options.build_dir),
         "settings": dict(options.settings, reference=REFERENCE, line_bytes=64,
                          idle_cpu_clients=IDLE_CPU_CLIENTS, fanout_reference=FANOUT_REFERENCE,
-                         fanout_message_bytes=64, fanout_queue_limit=FANOUT_QUEUE_LIMIT),
+                         fanout_message_bytes=64, fanout_queue_limit=FANOUT_QUEUE_LIMIT,
+                         bulk_reference=BULK_REFERENCE, bulk_target=BULK_TARGET,
+                         bulk_headline_write=BULK_HEADLINE),
     }
     machine = results["machine"]
     print("run.py: %d cells; %s cores, %s %s; results in %s" % (
@@ -1186,6 +1533,14 @@ def main():
                 print("  fanout R=%d S=%d W=%d:%s" % (cell["active"], cell["senders"],
                                                      cell["in_flight"], text.strip(" []")
                                                      .replace("lesson 12 / Redis:", "")))
+    for cell in cells_of(results["cells"], "bulk"):
+        if cell["server"] == BULK_REFERENCE:
+            text = bulk_ratio_text(results["cells"], cell)
+            if text:
+                lesson15, _ = bulk_pair(results["cells"], cell["write_bytes"])
+                print("  bulk W=%s: %s (%.0f against %.0f MB/s)" % (
+                    size_text(cell["write_bytes"]), text.strip(" []"),
+                    lesson15["figures"]["mb_per_s"], cell["figures"]["mb_per_s"]))
     return 1 if failed else 0
 
 
