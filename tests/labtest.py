@@ -13,6 +13,11 @@ Which programs run (first match wins; see docs/instructors.md):
                           for the windows preset); a program ending in .py runs with Python
   LAB_TIMEOUT_SCALE       multiplies every deadline (default 1; 2 with a sanitizer build,
                           4 under an emulator)
+  LAB_GRADE_WAIT          grading mode (tests/grade.py sets it): the longest a test waits
+                          for an answer or a printed line, in seconds (times the scale); once
+                          a wait of a lesson has expired, LAB_GRADE_WAIT_AFTER (default 1) for
+                          the answers in the rest of that lesson's tests (marks in
+                          LAB_GRADE_STATE, a directory); see answer_wait()
 """
 
 import os
@@ -57,6 +62,55 @@ def timeout_scale():
 def scaled(seconds):
     """A deadline in seconds, stretched for slow configurations (Wine, sanitizers)."""
     return seconds * timeout_scale()
+
+
+def answer_wait(seconds, printed=False):
+    """How long to wait for a server's answer on a connection, or (printed=True) for a line a
+    program prints (seconds already scaled): seconds itself, except in grading mode
+    (LAB_GRADE_WAIT, set by tests/grade.py), where one broken program must not cost a minute
+    per test: at most LAB_GRADE_WAIT seconds (scaled), and for answers at most
+    LAB_GRADE_WAIT_AFTER (default 1, scaled) once a wait of the same lesson has expired. A
+    right server answers on loopback within the 200 ms pause at most that a lesson's test
+    asks for (lesson 04's POLL-MS); a printed line may come after a delay the program makes
+    on purpose (lesson 13's client: 1 s), so it keeps the first cap. Claims of silence are
+    not waits and are never shortened (Connection.expect_silence); waits for a program to
+    exit have their own cap (exit_wait)."""
+    cap = os.environ.get("LAB_GRADE_WAIT")
+    if not cap:
+        return seconds
+    cap = float(cap)
+    if not printed and _grade_mark() and os.path.exists(_grade_mark()):
+        cap = min(cap, float(os.environ.get("LAB_GRADE_WAIT_AFTER", "1")))
+    return min(seconds, scaled(cap))
+
+
+def exit_wait(seconds):
+    """How long to wait for a program to exit (seconds already scaled): in grading mode at
+    most twice LAB_GRADE_WAIT (scaled; 10 s by default) - more than the longest a lab's
+    program runs in a test (lesson 09's client gives up after its 5 s connect timeout)."""
+    cap = os.environ.get("LAB_GRADE_WAIT")
+    return min(seconds, scaled(2 * float(cap))) if cap else seconds
+
+
+_grading_lesson = None  # the lesson of the test running now (LabTestCase.setUp sets it)
+
+
+def _grade_mark():
+    state = os.environ.get("LAB_GRADE_STATE")
+    if not state or not _grading_lesson:
+        return None
+    return os.path.join(state, "%s.expired" % _grading_lesson)
+
+
+def note_expired_wait():
+    """Grading mode: a wait for this lesson's program expired; its next waits are short."""
+    mark = _grade_mark()
+    if os.environ.get("LAB_GRADE_WAIT") and mark:
+        try:
+            with open(mark, "a"):
+                pass
+        except OSError:
+            pass
 
 
 def sanitizer():
@@ -176,7 +230,8 @@ class Output:
 
         Returns the match; fails the test, showing the lines seen, after the deadline."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + scaled(timeout)
+        limit = answer_wait(scaled(timeout), printed=True)
+        deadline = time.monotonic() + limit
         with self._changed:
             while True:
                 while self._cursor < len(self.lines):
@@ -187,7 +242,9 @@ class Output:
                         return match
                 remaining = deadline - time.monotonic()
                 if self.closed or remaining <= 0:
-                    reason = "it closed" if self.closed else "%.1fs passed" % scaled(timeout)
+                    if not self.closed:
+                        note_expired_wait()
+                    reason = "it closed" if self.closed else "%.1fs passed" % limit
                     raise AssertionError("expected a line of %s matching %r, but %s; lines "
                                          "were:\n%s" % (what, pattern, reason,
                                                         self.text() or "  (none)"))
@@ -249,11 +306,13 @@ class Program:
 
     def wait(self, timeout=10.0):
         """Waits for the program to exit by itself; returns its exit status or fails."""
+        limit = exit_wait(scaled(timeout))
         try:
-            status = self.process.wait(scaled(timeout))
+            status = self.process.wait(limit)
         except subprocess.TimeoutExpired:
+            note_expired_wait()
             raise AssertionError("%s did not exit within %.1fs; stdout:\n%s\nstderr:\n%s"
-                                 % (" ".join(self.argv), scaled(timeout), self.stdout.text(),
+                                 % (" ".join(self.argv), limit, self.stdout.text(),
                                     self.stderr.text())) from None
         self.stdout.wait_closed(scaled(5))
         self.stderr.wait_closed(scaled(5))
@@ -307,7 +366,7 @@ class Connection:
         if family is None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = sock or socket.socket(family, socket.SOCK_STREAM)
-        self.sock.settimeout(scaled(timeout))
+        self.sock.settimeout(answer_wait(scaled(timeout)))
         self.sock.connect(address)
         self.buffer = b""
 
@@ -319,12 +378,14 @@ class Connection:
 
     def recv_line(self, timeout=10.0):
         """Returns the next line without its "\\n" (and "\\r"); fails on EOF or deadline."""
-        deadline = time.monotonic() + scaled(timeout)
+        limit = answer_wait(scaled(timeout))
+        deadline = time.monotonic() + limit
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                note_expired_wait()
                 raise AssertionError("expected a line within %.1fs, got only %r"
-                                     % (scaled(timeout), self.buffer))
+                                     % (limit, self.buffer))
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
@@ -355,17 +416,19 @@ class Connection:
         except socket.timeout:
             return
         finally:
-            self.sock.settimeout(scaled(10))
+            self.sock.settimeout(answer_wait(scaled(10)))
         raise AssertionError("expected no reply yet, got %r" % chunk)
 
     def expect_eof(self, timeout=10.0):
         """Waits for the server to close; any data before that fails the check."""
-        self.sock.settimeout(scaled(timeout))
+        limit = answer_wait(scaled(timeout))
+        self.sock.settimeout(limit)
         try:
             chunk = self.sock.recv(65536)
         except socket.timeout:
+            note_expired_wait()
             raise AssertionError("expected the server to close within %.1fs"
-                                 % scaled(timeout)) from None
+                                 % limit) from None
         except ConnectionResetError:
             return
         if chunk:
@@ -525,6 +588,8 @@ class LabTestCase(unittest.TestCase):
     def setUp(self):
         if self.LINUX_ONLY and (under_emulator() or not sys.platform.startswith("linux")):
             self.skipTest("lesson %s is Linux-only" % self.LESSON)
+        global _grading_lesson
+        _grading_lesson = self.LESSON
         self._programs = []
         self._thread_errors = []
         self._threads = []
