@@ -51,7 +51,11 @@ bulk at 4 KiB and 128 KiB (64 and 128 MiB, one round) and no strace: it proves t
 still works (CI runs it) in well under two minutes, and exits non-zero if any server failed
 to run. All traffic stays on loopback; every part of a run is bounded.
 Standard library only; the plots need matplotlib (Debian: python3-matplotlib), which it looks
-for in this interpreter, then in /usr/bin/python3; without it the plots are skipped.
+for in this interpreter, then in /usr/bin/python3; without it the plots are skipped. In the
+throughput plots a cell with starved, unanswered or failed connections is not on its server's
+line but a numbered X, listed beside the plot; every legend stands outside the axes.
+Why an event loop is as fast as it is (system calls, wake-ups, CPU per request):
+tests/bench/loop_costs.py.
 """
 import argparse
 import csv
@@ -1326,34 +1330,10 @@ def draw_plots(results, out_dir):
     for name, ylabel, filename, log_y in (
             ("requests_per_second", "requests per second", "requests_per_second.png", False),
             ("p99_us", "p99 latency (µs)", "p99_latency.png", True)):
-        if not throughput_cells:
-            break
-        figure_, axes = plt.subplots(figsize=(8, 5))
-        for key, label in server_rows(throughput_cells):
-            points = [(cell["active"], cell["figures"][name]) for cell in throughput_cells
-                      if cell["server"] == key and cell["figures"][name] is not None]
-            if points:
-                axes.plot(*zip(*points), marker="o", label=label,
-                          linewidth=2.5 if key == REFERENCE else 1.2)
-        axes.set_xscale("log")
-        counts = sorted({cell["active"] for cell in throughput_cells})
-        axes.set_xticks(counts)
-        axes.set_xticklabels([str(n) for n in counts])
-        axes.minorticks_off()
-        if log_y:
-            axes.set_yscale("log")
-        else:
-            axes.set_ylim(bottom=0)
-        axes.set_xlabel("active connections N (one request outstanding on each)")
-        axes.set_ylabel(ylabel)
-        axes.set_title("%s - %s" % (ylabel, results["date"][:10]))
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize="small")
-        figure_.tight_layout()
-        path = os.path.join(out_dir, filename)
-        figure_.savefig(path, dpi=100)
-        plt.close(figure_)
-        written.append(path)
+        if throughput_cells:
+            written.append(draw_throughput_plot(plt, throughput_cells, name, ylabel,
+                                                os.path.join(out_dir, filename), log_y,
+                                                results["date"]))
     capacity_cells = [cell for cell in cells_of(cells, "capacity")
                       if cell["status"] == "ok"
                       and cell["figures"]["rss_kb_per_connection"] is not None]
@@ -1365,9 +1345,14 @@ def draw_plots(results, out_dir):
         axes.barh(labels, values)
         axes.invert_yaxis()
         axes.set_xlabel("RSS per held connection (KB)")
-        axes.set_title("memory per idle connection - %s" % results["date"][:10])
+        axes.set_title("memory per idle connection - run of %s" % run_time(results["date"]))
         axes.grid(True, axis="x", alpha=0.3)
-        figure_.tight_layout()
+        left_out = [cell["label"] for cell in cells_of(cells, "capacity")
+                    if cell not in capacity_cells]
+        if left_out:
+            figure_.text(0.01, 0.01, "left out (fewer than %d held, or failed): %s"
+                         % (RSS_MIN_HELD, "; ".join(left_out)), fontsize="small")
+        figure_.tight_layout(rect=(0, 0.04 if left_out else 0, 1, 1))
         path = os.path.join(out_dir, "rss_per_connection.png")
         figure_.savefig(path, dpi=100)
         plt.close(figure_)
@@ -1381,10 +1366,73 @@ def draw_plots(results, out_dir):
     return written
 
 
+def run_time(date):
+    """"2026-12-03T15:34:08+00:00" -> "2026-12-03 15:34 UTC" (the plots' titles)."""
+    return date[:10] + " " + date[11:16] + (" UTC" if date.endswith("+00:00") else "")
+
+
+def draw_throughput_plot(plt, cells, name, ylabel, path, log_y, date):
+    """One line per server through its cells where every connection was served; a cell with
+    starved, unanswered, refused or failed connections (problems_text) is not on the line: it
+    is a large X of the server's colour, numbered, and listed beside the plot with what went
+    wrong - its figure counts only the connections that were served. The legend stands
+    outside the axes, so it hides no point."""
+    figure_, axes = plt.subplots(figsize=(12, 5.6))
+    troubled = []
+    for key, label in server_rows(cells):
+        mine = sorted((cell for cell in cells if cell["server"] == key
+                       and cell["figures"][name] is not None), key=lambda cell: cell["active"])
+        clean = [(cell["active"], cell["figures"][name]) for cell in mine
+                 if not problems_text(cell)]
+        bad = [cell for cell in mine if problems_text(cell)]
+        style = dict(label=label, linewidth=2.5 if key == REFERENCE else 1.2)
+        if clean:
+            line, = axes.plot(*zip(*clean), marker="o", **style)
+        else:
+            line, = axes.plot([], [], marker="o", **style)
+        for cell in bad:
+            troubled.append(cell)
+            x, y = cell["active"], cell["figures"][name]
+            axes.plot([x], [y], linestyle="none", marker="X", markersize=13,
+                      color=line.get_color(), markeredgecolor="black", zorder=3)
+            axes.annotate(str(len(troubled)), (x, y), xytext=(7, 5),
+                          textcoords="offset points", fontsize="small", fontweight="bold")
+    axes.set_xscale("log")
+    counts = sorted({cell["active"] for cell in cells})
+    axes.set_xticks(counts)
+    axes.set_xticklabels([str(n) for n in counts])
+    axes.minorticks_off()
+    if log_y:
+        axes.set_yscale("log")
+    else:
+        axes.set_ylim(bottom=0)
+    axes.set_xlabel("active connections N (one request outstanding on each)")
+    axes.set_ylabel(ylabel)
+    axes.set_title("%s - run of %s" % (ylabel, run_time(date)))
+    axes.grid(True, which="both", alpha=0.3)
+    handles, labels = axes.get_legend_handles_labels()
+    if troubled:
+        handles.append(plt.Line2D([], [], linestyle="none", marker="X", markersize=11,
+                                  color="white", markeredgecolor="black"))
+        labels.append("not every connection served:\nnot comparable (list below)")
+    axes.legend(handles, labels, fontsize="small", loc="upper left",
+                bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if troubled:
+        text = "\n".join("%d  %s, N = %d: %s" % (number_, cell["label"], cell["active"],
+                                                  problems_text(cell))
+                          for number_, cell in enumerate(troubled, 1))
+        axes.text(1.01, 0.0, "X, numbered:\n" + text, transform=axes.transAxes,
+                  fontsize="x-small", va="bottom", ha="left")
+    figure_.tight_layout()
+    figure_.savefig(path, dpi=100)
+    plt.close(figure_)
+    return path
+
+
 def draw_bulk_plot(plt, cells, date, out_dir):
     """MB/s against the write size (log x), one line per program through the medians, each
     run a faint dot; lesson 15 / iperf3 written above each write size."""
-    figure_, axes = plt.subplots(figsize=(8, 5))
+    figure_, axes = plt.subplots(figsize=(10, 5))
     medians = {}
     for key, label in server_rows(cells):
         mine = sorted((cell for cell in cells if cell["server"] == key),
@@ -1413,7 +1461,8 @@ def draw_bulk_plot(plt, cells, date, out_dir):
     axes.set_ylabel("MB/s (10^6 bytes per second)")
     axes.set_title("bulk transfer on 127.0.0.1, one connection - %s" % date[:10])
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small", loc="lower right")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                borderaxespad=0)  # outside the axes: it hides no point
     figure_.tight_layout()
     path = os.path.join(out_dir, "bulk.png")
     figure_.savefig(path, dpi=100)
