@@ -171,8 +171,12 @@ def ensure_wineserver():
     if not os.path.exists(wineserver):
         wineserver = shutil.which("wineserver") or "wineserver"
     # Exit status 2 means one is already running: that is fine too.
+    # A session of their own: the wineserver and Wine's services must not die with this
+    # test's process group (grade.py ends a worker's group with SIGKILL), which would leave
+    # the services running without their server for good.
     quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL, env=child_environment(), timeout=120)
+                 stderr=subprocess.DEVNULL, env=child_environment(), timeout=120,
+                 start_new_session=True)
     # -pN: it and Wine's services exit N seconds after the last emulated program, so even
     # an interrupted run leaves nothing behind (the end of a CTest run stops them at once:
     # tests/stop_wine.py).
