@@ -17,7 +17,7 @@ import time
 import zlib
 
 from labtest import (CommandLineChecks, LabTestCase, MutationChecks, linux_proc_available,
-                     scaled)
+                     scaled, under_emulator)
 
 LESSON = "15-bulk-transfer"
 LIMIT = 1024 * 1024  # FRAME_LIMIT in server.c and client.c
@@ -200,6 +200,30 @@ class TransferTests(BulkTestCase):
         self.assert_client_got_all(out, err, 1, len(data), zlib.adler32(data))
         self.assertTrue(self.saved(server, save_to) == data, "SAVE-TO holds stdin's bytes")
 
+    def test_one_transfer_prints_where_it_connected_what_it_sent_and_what_the_server_got(self):
+        server = self.server()
+        status, out, err = self.run_client(server.port, 70000, 65536)
+        self.assertEqual(status, 0, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertEqual(len(out), 3, "one transfer: three lines, no summary: %s" % out)
+        self.assertEqual(out[0], "connected to 127.0.0.1:%d" % server.port)
+        self.assertRegex(out[1], r"^sent 70000 bytes in 2 frames: \d+\.\d{3} ms, \d+\.\d MB/s$")
+        self.assert_client_got_all(out[2:], err, 1, 70000, generated_adler(70000, 65536))
+
+    def test_sends_given_without_transfers_means_one_transfer(self):
+        server = self.server()
+        status, out, err = self.run_client(server.port, 100000, 30000, "two")
+        self.assertEqual(status, 0, "stdout: %s\nstderr: %s" % (out, err))
+        self.assert_client_got_all(out, err, 1, 100000, generated_adler(100000, 30000))
+
+    def test_a_source_that_cannot_be_read_fails_the_client(self):
+        # A directory: fopen() takes it on Linux and the first fread() fails (EISDIR);
+        # elsewhere fopen() refuses it. Either way nothing may be reported as arrived.
+        server = self.server()
+        status, out, err = self.run_client(server.port, self.directory())
+        self.assertEqual(status, 1, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertTrue(err and re.match(r"^client: (read SOURCE|open \S+): ", err[0]), err)
+        self.assertFalse(any(GOT.match(line) for line in out), out)
+
     def test_several_transfers_on_one_connection_are_each_answered(self):
         server = self.server()
         total = 1024 * 1024 + 1
@@ -321,6 +345,49 @@ class LimitTests(BulkTestCase):
         self.assert_refused(server, connection, 0xFFFFFFFF)
 
 
+class SaveToFailureTests(BulkTestCase):
+    """A SAVE-TO file that cannot be written or opened is reported on stderr: a payload that
+    could not be written is not acknowledged (the connection is closed), a failure found
+    when the file is closed is reported then, and a file that cannot be opened again for
+    the next client is reported and that client served without saving."""
+
+    def full_disk(self):
+        if under_emulator() or not os.path.exists("/dev/full"):
+            self.skipTest("needs Linux's /dev/full (every write fails: no space left)")
+        return self.server("/dev/full")
+
+    def test_a_payload_that_cannot_be_written_is_reported_and_not_acknowledged(self):
+        server = self.full_disk()
+        connection = self.raw(server)
+        connection.send(frame(os.urandom(100000)) + END)  # more than stdio's buffer holds
+        server.stderr.expect(r"^server: write SAVE-TO: ", what="the server's stderr")
+        connection.expect_eof()  # no answer: the bytes were not all saved
+
+    def test_a_write_failure_found_when_the_file_is_closed_is_reported(self):
+        server = self.full_disk()
+        connection = self.raw(server)
+        connection.send(frame(b"tiny") + END)  # fits in stdio's buffer: fails at fclose
+        self.assert_answer(connection, [b"tiny"])
+        connection.close()
+        server.stderr.expect(r"^server: close /dev/full: ", what="the server's stderr")
+
+    def test_a_save_to_file_that_cannot_be_opened_again_is_reported_and_the_client_served(self):
+        directory = os.path.join(self.directory(), "gone")
+        os.mkdir(directory)
+        save_to = os.path.join(directory, "saved")
+        server = self.server(save_to)
+        first = self.raw(server)
+        first.send(frame(b"saved") + END)
+        self.assert_answer(first, [b"saved"])
+        first.close()
+        self.assertEqual(self.saved(server, save_to), b"saved")
+        shutil.rmtree(directory)  # the next client's fopen() fails
+        second = self.raw(server)
+        second.send(frame(b"not saved") + END)
+        self.assert_answer(second, [b"not saved"])
+        server.stderr.expect(r"^server: open %s: " % re.escape(save_to), what="the server's stderr")
+
+
 class HostileClientTests(BulkTestCase):
     """What no client may do to the server: it goes on serving the next one."""
 
@@ -372,6 +439,82 @@ class HostileClientTests(BulkTestCase):
             gone.send(END * 5000)
             gone.close()
         self.assert_next_client_served(server)
+
+    def test_a_client_gone_before_its_answers_is_given_up_at_the_first_failed_answer(self):
+        # It sends 5,000 empty transfers and closes while the server serves another client,
+        # so all of them wait in the server's buffer: the first answer meets a closed socket
+        # (RST), and the server must stop there - one warning, not one per transfer left.
+        server = self.server()
+        first = self.raw(server)
+        server.stdout.expect(r"^client connected from ", what="the server's stdout")
+        gone = self.raw(server)
+        port = gone.sock.getsockname()[1]
+        gone.send(END * 5000)
+        gone.close()
+        first.send(END)
+        self.assertEqual(self.read_answer(first), (0, 1))
+        first.close()
+        server.stdout.expect(r"^client 127\.0\.0\.1:%d disconnected$" % port,
+                             what="the server's stdout")
+        self.assert_next_client_served(server)
+        about_gone = [line for line in server.stderr.lines if "127.0.0.1:%d:" % port in line]
+        self.assertLessEqual(len(about_gone), 1, "the server's stderr about the client that "
+                             "left (%d lines):\n%s" % (len(about_gone), "\n".join(about_gone[:5])))
+        lines = server.stdout.lines
+        start = lines.index(next(line for line in lines if line.endswith(":%d" % port)))
+        stop = lines.index("client 127.0.0.1:%d disconnected" % port)
+        answered = [line for line in lines[start:stop] if line.startswith("received ")]
+        self.assertLessEqual(len(answered), 1, "transfers the server printed as answered to "
+                             "the client that left: %d" % len(answered))
+
+    def test_a_reset_in_the_middle_of_a_frame_is_reported_once_as_a_reset(self):
+        server = self.server()
+        connection = self.raw(server)
+        server.stdout.expect(r"^client connected from ")  # accepted: now reset mid-frame
+        port = connection.sock.getsockname()[1]
+        connection.send(struct.pack("!I", 1000) + b"half a frame")
+        connection.reset()
+        server.stdout.expect(r"^client 127\.0\.0\.1:%d disconnected$" % port,
+                             what="the server's stdout")
+        if under_emulator():  # Wine's recv() has returned 0 here after a reset, not an error
+            self.assert_next_client_served(server)
+        else:
+            server.stderr.expect(r"^server: recv 127\.0\.0\.1:%d: " % port,
+                                 what="the server's stderr")
+            self.assert_next_client_served(server)
+            about = [line for line in server.stderr.lines if "127.0.0.1:%d" % port in line]
+            self.assertEqual(len(about), 1, "the server's stderr about the reset client: %s"
+                             % about)
+
+    def test_out_of_descriptors_a_waiting_client_is_served_once_one_is_free(self):
+        self.require_linux_proc()
+        import resource
+        server = self.server()
+        soft, hard = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
+        first = self.raw(server)
+        server.stdout.expect(r"^client connected from ", what="the server's stdout")
+        # While it serves the first client, lower the limit to the descriptor that client's
+        # socket will give back: once it has left, every accept() fails until it is raised.
+        descriptors = "/proc/%d/fd" % server.pid
+        sockets = sorted(int(name) for name in os.listdir(descriptors)
+                         if os.readlink(os.path.join(descriptors, name)).startswith("socket:"))
+        used = {int(name) for name in os.listdir(descriptors)} - {sockets[-1]}
+        lowest_free = min(set(range(len(used) + 1)) - used)
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (lowest_free, hard))
+        first.send(frame(b"first") + END)
+        self.assert_answer(first, [b"first"])
+        first.close()
+        server.stderr.expect(r"^server: accept: ", what="the server's stderr")
+        connection = self.raw(server)
+        connection.send(frame(b"waiting") + END)
+        resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        self.assert_answer(connection, [b"waiting"])
+        server.stdout.expect(RECEIVED % (7, 1, zlib.adler32(b"waiting")),
+                             what="the server's stdout")
+        connected = [line for line in server.stdout.lines if line.startswith("client connected")]
+        self.assertEqual(len(connected), 2, "the server's stdout:\n%s" % server.stdout.text())
+        self.assertFalse([line for line in server.stderr.lines if not line.startswith(
+            "server: accept: ")], "the server's stderr:\n%s" % server.stderr.text())
 
     def test_a_second_client_waits_until_the_first_leaves(self):
         server = self.server()
@@ -481,6 +624,33 @@ class ClientCheckTests(BulkTestCase):
         self.assertEqual(status, 1, "stdout: %s\nstderr: %s" % (out, err))
         self.assertEqual(err, ["client: recv the server: closed before answering"])
         self.assertFalse(any(GOT.match(line) for line in out), out)
+
+    def test_a_client_whose_server_resets_stops_though_its_stdin_stays_open(self):
+        # stdin from a pipe that stays open (a log being followed): when the server resets
+        # the connection, the next send fails and the client says so and exits at once,
+        # instead of reading on a source that nobody will receive.
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(scaled(10))
+        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1]), "-", "4096"],
+                                   keep_stdin_open=True)
+        client.write(os.urandom(4096))  # one whole frame: the client sends it
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(scaled(10))
+            FakeServer.read_exactly(connection, 4 + 4096)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # closed with a zero linger: a reset, as from a server killed with input unread
+        try:
+            client.write(os.urandom(4096))  # the next frame meets the reset
+        except AssertionError:
+            pass  # it already stopped reading: its status says how it ended
+        status = client.wait(10)
+        self.assertEqual(status, 1, "stderr: %s" % client.stderr.lines)
+        self.assertTrue(any(line.startswith("client: send the server: ")
+                            for line in client.stderr.lines), client.stderr.lines)
 
     def test_an_answer_of_the_wrong_length_fails_the_client(self):
         fake = self.fake(lambda count, adler: struct.pack("!IIII", 8, 0, count, adler))
@@ -595,6 +765,13 @@ class CommandLineTests(CommandLineChecks, LabTestCase):
                                             ["127.0.0.1", "5050", missing])
         self.assertEqual(status, 1)
         self.assertTrue(err and err[0].startswith("client: open %s: " % missing), err)
+
+    def test_a_source_too_long_to_be_a_size_is_taken_as_a_file_name(self):
+        for source in ("1" * 15, "1" * 16, "1" * 16 + "K"):  # a size has at most 15 digits
+            status, out, err = self.run_program(self.program("client"),
+                                                ["127.0.0.1", "5050", source])
+            self.assertEqual(status, 1, "SOURCE %s: %s" % (source, err))
+            self.assertTrue(err and err[0].startswith("client: open %s: " % source), err)
 
     def test_a_save_to_file_that_cannot_be_opened_is_reported_at_start(self):
         path = os.path.join(tempfile.gettempdir(), "lab15-no-such-dir-%d" % os.getpid(), "f")
