@@ -312,7 +312,13 @@ class EventLoopChecks:
             sender = threading.Thread(target=sock.sendall, args=(batch,), daemon=True)
             sender.start()
             sender.join(scaled(2))  # buffers full before the batch is out: read meanwhile
-            answers = read_answers(sock, len(batch), scaled(2))
+            try:
+                answers = read_answers(sock, len(batch), scaled(2))
+            except ConnectionResetError:
+                if not under_emulator():
+                    raise
+                self.skipTest("Wine reset the connection mid-batch (1 run in 20 here, "
+                              "2026-12-03; tests/README.md): not checked this run")
             sender.join(scaled(10))
             if answers != batch:
                 self.fail("batch of %d bytes: %s" % (len(batch), describe_difference(batch, answers)))
