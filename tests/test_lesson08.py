@@ -2,7 +2,7 @@
 import os
 import socket
 
-from eventloop import CONNECTED, EventLoopChecks, connect_many, echo_rounds
+from eventloop import CONNECTED, DISCONNECTED, EventLoopChecks, connect_many, echo_rounds
 from labtest import (CommandLineChecks, LoopBackoffCheck, HostileClientChecks, LabTestCase,
                      MutationChecks, peer_path, program_path, under_emulator)
 from polling import idle_cpu_share
@@ -70,6 +70,22 @@ class BlankLineTests(LabTestCase):
         self.assertLess(share, 0.05, "beside a blank-line client that does not read: %.1f%% of "
                         "a core" % (share * 100))
         echo_rounds([self.connect(server)], tag="beside the blank lines")
+
+
+class QuietTests(LabTestCase):
+    """Clients that connect, are answered and leave are news on stdout, never on stderr:
+    an accept loop ending with "nobody is waiting" is the normal case, not an error."""
+    LESSON = LESSON
+
+    def test_clients_coming_and_going_leave_the_servers_stderr_empty(self):
+        server = self.start_server()
+        for number in range(3):
+            connection = self.connect(server)
+            server.stdout.expect(CONNECTED, what="the server's stdout")
+            echo_rounds([connection], tag="client %d" % number)
+            connection.close()
+            server.stdout.expect(DISCONNECTED, what="the server's stdout")
+        self.assertEqual(server.stderr.lines, [], "the server's stderr")
 
 
 class HostileClientTests(HostileClientChecks, LabTestCase):

@@ -4,7 +4,7 @@ import resource
 import socket
 import time
 
-from eventloop import EventLoopChecks, echo_rounds
+from eventloop import CONNECTED, DISCONNECTED, EventLoopChecks, echo_rounds
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LoopBackoffCheck,
                      MutationChecks, peer_path, rss_bytes, scaled)
 from polling import idle_cpu_share, median_ms, round_trip_times
@@ -102,6 +102,23 @@ class BlankLineTests(LabTestCase):
 
     def test_edge_triggered(self):
         self.check_blank_lines("edge")
+
+
+class QuietTests(LabTestCase):
+    """Clients that connect, are answered and leave are news on stdout, never on stderr:
+    an accept loop ending with "nobody is waiting" is the normal case, not an error."""
+    LESSON = LESSON
+    LINUX_ONLY = True
+
+    def test_clients_coming_and_going_leave_the_servers_stderr_empty(self):
+        server = self.start_server()
+        for number in range(3):
+            connection = self.connect(server)
+            server.stdout.expect(CONNECTED, what="the server's stdout")
+            echo_rounds([connection], tag="client %d" % number)
+            connection.close()
+            server.stdout.expect(DISCONNECTED, what="the server's stdout")
+        self.assertEqual(server.stderr.lines, [], "the server's stderr")
 
 
 class HostileClientTests(HostileClientChecks, LabTestCase):
