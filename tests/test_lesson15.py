@@ -652,6 +652,25 @@ class ClientCheckTests(BulkTestCase):
         self.assertTrue(any(line.startswith("client: send the server: ")
                             for line in client.stderr.lines), client.stderr.lines)
 
+    def test_a_client_whose_server_closes_mid_transfer_says_so(self):
+        # The server takes one frame and closes (FIN, nothing left unread). The client's next
+        # send() is accepted, the server's kernel answers it with RST, and a later send()
+        # fails: the client prints why and exits 1 (never killed by SIGPIPE: it ignores it).
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(scaled(10))
+        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1]), "100M", "1048576"])
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(scaled(10))
+            FakeServer.read_exactly(connection, 4 + 1048576)
+        status = client.wait(10)
+        self.assertEqual(status, 1, "stderr: %s" % client.stderr.lines)
+        self.assertTrue(any(line.startswith("client: send the server: ")
+                            for line in client.stderr.lines), client.stderr.lines)
+
     def test_an_answer_of_the_wrong_length_fails_the_client(self):
         fake = self.fake(lambda count, adler: struct.pack("!IIII", 8, 0, count, adler))
         status, out, err = self.run_client(fake.port, 10000)

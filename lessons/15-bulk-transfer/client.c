@@ -23,6 +23,7 @@
 #include <time.h>
 #endif
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,9 @@ int main(int argc, char **argv)
     if (source.file == stdin && transfers > 1) {
         lab_usage_error("stdin can be sent only once: TRANSFERS must be 1, not", argv[6]);
     }
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_IGN); /* a send() after the server is gone: EPIPE, not death */
+#endif
     lab_socket s = lab_connect(host, port);
     lab_announce_connected(s);
     int nodelay = sends != NAGLE; /* 1: send small segments at once, no waiting for ACKs */
