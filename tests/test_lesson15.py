@@ -656,6 +656,9 @@ class ClientCheckTests(BulkTestCase):
         # The server takes one frame and closes (FIN, nothing left unread). The client's next
         # send() is accepted, the server's kernel answers it with RST, and a later send()
         # fails: the client prints why and exits 1 (never killed by SIGPIPE: it ignores it).
+        if under_emulator():
+            self.skipTest("under Wine the client's blocking send() was still waiting 40 s after "
+                          "the reset (Wine's sockets; Windows not checked)")
         listener = socket.socket()
         self.addCleanup(listener.close)
         listener.bind(("127.0.0.1", 0))
