@@ -5,7 +5,6 @@ import socket
 from eventloop import CONNECTED, DISCONNECTED, EventLoopChecks, connect_many, echo_rounds
 from labtest import (CommandLineChecks, LoopBackoffCheck, HostileClientChecks, LabTestCase,
                      MutationChecks, peer_path, program_path, under_emulator)
-from polling import idle_cpu_share
 
 LESSON = "08-select"
 FD_SETSIZE = 1024  # glibc's, and what the lesson defines for Winsock
@@ -46,30 +45,6 @@ class FdSetSizeTests(LabTestCase):
         server.stdout.expect(CONNECTED)
         echo_rounds([newcomer, connections[-1]], tag="after")
         self.assertTrue(server.running())
-
-
-class BlankLineTests(LabTestCase):
-    """A client that sends blank lines and never reads: each answer is one byte, so the
-    answers fill the output buffer to exactly its limit less the longest answer. There it
-    must stop asking to read that client, or select() wakes at once, for ever."""
-    LESSON = LESSON
-
-    def test_beside_a_client_sending_blank_lines_without_reading_it_uses_no_cpu(self):
-        self.require_linux_proc()
-        server = self.start_server()
-        hog = self.connect(server)
-        hog.sock.settimeout(0.5)  # nothing goes out for 0.5 s: every buffer is full
-        sent, limit = 0, 64 * 1024 * 1024
-        try:
-            while sent < limit:
-                sent += hog.sock.send(b"\n" * 65536)
-        except socket.timeout:
-            pass
-        self.assertLess(sent, limit, "the server should stop reading a client that does not read")
-        share = idle_cpu_share(server.pid, 1.0)
-        self.assertLess(share, 0.05, "beside a blank-line client that does not read: %.1f%% of "
-                        "a core" % (share * 100))
-        echo_rounds([self.connect(server)], tag="beside the blank lines")
 
 
 class QuietTests(LabTestCase):

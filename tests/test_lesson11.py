@@ -1,5 +1,4 @@
 """Lesson 11 - epoll (Linux only): the claims of lessons/11-epoll/README.md, in both modes."""
-import os
 import resource
 import socket
 import time
@@ -7,7 +6,7 @@ import time
 from eventloop import CONNECTED, DISCONNECTED, EventLoopChecks, echo_rounds
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LoopBackoffCheck,
                      MutationChecks, peer_path, rss_bytes, scaled)
-from polling import idle_cpu_share, median_ms, round_trip_times
+from polling import median_ms, round_trip_times
 
 LESSON = "11-epoll"
 IDLE_CLIENTS = 10000
@@ -70,38 +69,6 @@ class TenThousandIdleTests(LabTestCase):
 
     def test_edge_triggered(self):
         self.check_ten_thousand("edge")
-
-
-class BlankLineTests(LabTestCase):
-    """A client that sends blank lines and never reads: each answer is one byte, so the
-    answers fill the output buffer to exactly its limit less the longest answer. There the
-    server must stop asking epoll to report that client readable, or epoll_wait() returns at
-    once, for ever (level-triggered; edge-triggered, a turn of 16 rounds per report)."""
-    LESSON = LESSON
-    LINUX_ONLY = True
-
-    def check_blank_lines(self, mode):
-        self.require_linux_proc()
-        server = self.start_server(["0", "127.0.0.1", mode])
-        hog = self.connect(server)
-        hog.sock.settimeout(0.5)  # nothing goes out for 0.5 s: every buffer is full
-        sent, limit = 0, 64 * 1024 * 1024
-        try:
-            while sent < limit:
-                sent += hog.sock.send(b"\n" * 65536)
-        except socket.timeout:
-            pass
-        self.assertLess(sent, limit, "the server should stop reading a client that does not read")
-        share = idle_cpu_share(server.pid, 1.0)
-        self.assertLess(share, 0.05, "%s: beside a blank-line client that does not read: %.1f%% "
-                        "of a core" % (mode, share * 100))
-        echo_rounds([self.connect(server)], tag="beside the blank lines")
-
-    def test_level_triggered(self):
-        self.check_blank_lines("level")
-
-    def test_edge_triggered(self):
-        self.check_blank_lines("edge")
 
 
 class QuietTests(LabTestCase):
