@@ -57,7 +57,6 @@ import inspect
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -283,9 +282,7 @@ SANITIZER = None  # --sanitizer: build with it, and tell run.py
 
 def compiler():
     """The compiler command of tests/variants.py, with the lab's -Werror."""
-    return (shlex.split(os.environ.get("CC", "cc")) + ["-std=c11", "-D_POSIX_C_SOURCE=200809L"]
-            + variants.WARNINGS + ["-Werror", "-g"] + SANITIZER_FLAGS.get(SANITIZER, [])
-            + ["-I", COMMON_DIR])
+    return variants.compiler_command(["-Werror", "-g"] + SANITIZER_FLAGS.get(SANITIZER, []))
 
 
 class Builder:

@@ -74,6 +74,13 @@ def changed_sources(variant):
     return sources
 
 
+def compiler_command(flags):
+    """How the lab compiles a program outside CMake: $CC, C11 with POSIX, the lab's warnings,
+    then flags, and common/ on the include path."""
+    return (shlex.split(os.environ.get("CC", "cc")) + ["-std=c11", "-D_POSIX_C_SOURCE=200809L"]
+            + WARNINGS + list(flags) + ["-I", os.path.join(LAB_DIR, "common")])
+
+
 def build(name, build_dir, cflags):
     variant = read_variant(name)
     out_dir = os.path.join(build_dir, "variants", name)
@@ -85,9 +92,7 @@ def build(name, build_dir, cflags):
             changed.write(text)
         sources[sources.index(path)] = copy
     program = os.path.join(out_dir, variant["program"])
-    command = (shlex.split(os.environ.get("CC", "cc")) + ["-std=c11", "-D_POSIX_C_SOURCE=200809L"]
-               + WARNINGS + shlex.split(cflags) + ["-I", os.path.join(LAB_DIR, "common"),
-                                                   "-o", program] + sources + ["-pthread"])
+    command = compiler_command(shlex.split(cflags)) + ["-o", program] + sources + ["-pthread"]
     subprocess.run(command, check=True)
     return program
 
