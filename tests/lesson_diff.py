@@ -2,10 +2,15 @@
 """lesson_diff.py - what a lesson changes against the one before it, without the noise.
 
   python3 tests/lesson_diff.py 03                  lesson 03 against 02: server.c and client.c
+  python3 tests/lesson_diff.py 06                  against 03: the lesson its header names
   python3 tests/lesson_diff.py 03 --role server    server.c only (or --role client)
-  python3 tests/lesson_diff.py 10 --against 08     against any lesson, not just the previous
+  python3 tests/lesson_diff.py 10 --against 09     against any lesson you choose
   python3 tests/lesson_diff.py 03 --stat           only the counts: added, removed, folded
-  python3 tests/lesson_diff.py --all               the counts for every neighbouring pair
+  python3 tests/lesson_diff.py --all               the counts for every lesson
+
+A lesson is read against the one its server.c's header names ("Before: 05-nonblocking-many
+(diff against 03-iterative-server ...)"): the lesson whose idea it changes. Without such a
+name, against the lesson just before it.
 
 A unified diff (as `diff -u`), with two kinds of change folded into one line each, because
 they are not the lesson:
@@ -307,16 +312,31 @@ def changed_lines(old, new):
     return changed
 
 
-def header_hint(new_path, against):
-    """The lesson a file's header says to diff against, if it is not the one compared."""
-    with open(new_path, encoding="utf-8") as source:
+def named_in_header(path):
+    """The lesson a file's header says to diff against ("diff against NN-slug", "same
+    client as NN"), or None."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as source:
         header = source.read(4000)
     match = re.search(r"diff against (\d\d)-[\w-]+|same client as (\d\d)\b", header)
-    if match:
-        hinted = match.group(1) or match.group(2)
-        if hinted != against:
-            return hinted
-    return None
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def header_hint(new_path, against):
+    """The lesson a file's header says to diff against, if it is not the one compared."""
+    hinted = named_in_header(new_path)
+    return hinted if hinted != against else None
+
+
+def default_against(number, numbers):
+    """What lesson NN is read against: the one its server.c's header names ("Before: ...
+    (diff against NN-slug)"), else the lesson just before it; None for the first."""
+    named = named_in_header(os.path.join(lessons()[number], "server.c"))
+    if named in numbers and named != number:
+        return named
+    position = numbers.index(number)
+    return numbers[position - 1] if position > 0 else None
 
 
 def compare(number, against, role, stat, out):
@@ -357,21 +377,24 @@ def main(argv=None):
                     "that only moved into common/ and the header comments folded away.")
     parser.add_argument("lesson", nargs="?", help="the lesson number, e.g. 03")
     parser.add_argument("--against", metavar="MM",
-                        help="compare with lesson MM instead of the previous one")
+                        help="compare with lesson MM instead of the one the lesson's header "
+                             "names (\"diff against NN-slug\"), or else the previous one")
     parser.add_argument("--role", choices=("server", "client", "both"), default="both",
                         help="which program to compare (default: both)")
     parser.add_argument("--stat", action="store_true",
                         help="print only the counts: lines added, removed, folded (and unfolded)")
     parser.add_argument("--all", action="store_true",
-                        help="the counts (--stat) for every neighbouring pair of lessons")
+                        help="the counts (--stat) for every lesson against the one it is read "
+                             "against")
     options = parser.parse_args(argv)
     try:
         if options.all:
             if options.lesson or options.against:
                 raise UsageError("--all takes no lesson and no --against")
             numbers = list(lessons())
-            for previous, number in zip(numbers, numbers[1:]):
-                compare(number, previous, options.role, True, sys.stdout)
+            for number in numbers[1:]:
+                compare(number, default_against(number, numbers), options.role, True,
+                        sys.stdout)
             return 0
         if options.lesson is None:
             raise UsageError("which lesson? e.g. lesson_diff.py 03 (or --all)")
@@ -381,12 +404,12 @@ def main(argv=None):
             against = lesson_number(options.against)
             if against == number:
                 raise UsageError("lesson %s against itself shows nothing" % number)
-        elif numbers.index(number) == 0:
-            print("lesson %s is the first lesson: there is nothing before it to compare "
-                  "with" % number)
-            return 0
         else:
-            against = numbers[numbers.index(number) - 1]
+            against = default_against(number, numbers)
+            if against is None:
+                print("lesson %s is the first lesson: there is nothing before it to compare "
+                      "with" % number)
+                return 0
         compare(number, against, options.role, options.stat, sys.stdout)
         return 0
     except UsageError as error:

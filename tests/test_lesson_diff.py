@@ -71,11 +71,23 @@ class LessonDiffTests(unittest.TestCase):
         changed = sum(added + removed for added, removed, *_ in counts.values())
         self.assertLessEqual(changed, 95, counts)
 
-    def test_the_default_is_the_previous_directory(self):
+    def test_the_default_is_the_lesson_the_header_names(self):
+        # Lesson 10's header says "diff against 08-select"; lesson 03's names none.
         status, out, err = lesson_diff("10", "--role", "server")
         self.assertEqual(status, 0, err)
-        self.assertIn("--- lessons/09-nonblocking-client/server.c", out)
+        self.assertIn("--- lessons/08-select/server.c", out)
         self.assertIn("+++ lessons/10-poll/server.c", out)
+        status, out, err = lesson_diff("06", "--stat")
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out, r"(?m)^06-thread-per-client vs 03-iterative-server\s+server\.c")
+        status, out, err = lesson_diff("03", "--role", "server")
+        self.assertEqual(status, 0, err)
+        self.assertIn("--- lessons/02-byte-streams/server.c", out)
+
+    def test_against_overrides_and_the_header_is_still_named(self):
+        status, out, err = lesson_diff("10", "--role", "server", "--against", "09")
+        self.assertEqual(status, 0, err)
+        self.assertIn("--- lessons/09-nonblocking-client/server.c", out)
         self.assertIn("lesson_diff.py 10 --against 08", out)  # the header's own advice
 
     def test_role_picks_one_file(self):
@@ -89,7 +101,7 @@ class LessonDiffTests(unittest.TestCase):
         self.assertEqual(status, 0)
         self.assertIn("nothing before it", out)
 
-    def test_all_prints_the_counts_of_every_neighbouring_pair(self):
+    def test_all_prints_the_counts_of_every_lesson(self):
         status, out, err = lesson_diff("--all")
         self.assertEqual(status, 0, err)
         lessons = sorted(name[:2] for name in os.listdir(os.path.join(TESTS_DIR, "..", "lessons"))
