@@ -635,10 +635,13 @@ class LabTestCase(unittest.TestCase):
         server = self._track(lambda: Server(argv, **options))
         return server
 
-    def start_client(self, args, stdin_data=None, lesson=None, path=None, **options):
-        """Starts a client with stdin_data (bytes) as its input; returns the Program."""
+    def start_client(self, args, stdin_data=None, lesson=None, path=None, namespace=None,
+                     **options):
+        """Starts a client with stdin_data (bytes) as its input - inside namespace (a
+        NetworkNamespace) if one is given; returns the Program."""
         path = path or self.program("client", lesson)
-        return self._track(lambda: Program(command_for(path, args), stdin_data, **options))
+        argv = (namespace.command_prefix() if namespace else []) + command_for(path, args)
+        return self._track(lambda: Program(argv, stdin_data, **options))
 
     def run_program(self, path, args, stdin_data=b"", timeout=20.0):
         """Runs a program to its end; returns (status, stdout lines, stderr lines)."""

@@ -3,12 +3,13 @@ LAB-DESIGN (names guestN, /nick, /who, /quit, room lines starting with "* ", err
 with "error: ", a line to every other client as "NAME: text", a slow receiver dropped)."""
 import re
 import socket
+import struct
 import threading
 import time
 
-from labtest import (LINE_MAX, TOO_LONG_REPLY, CommandLineChecks, LabTestCase, MutationChecks,
-                     linux_proc_available, open_descriptor_count, rss_bytes, sanitizer, scaled,
-                     under_emulator, wait_until)
+from labtest import (LINE_MAX, TOO_LONG_REPLY, CommandLineChecks, Connection, LabTestCase,
+                     MutationChecks, NetworkNamespace, linux_proc_available, open_descriptor_count, rss_bytes,
+                     sanitizer, scaled, under_emulator, wait_until)
 from polling import idle_cpu_share, median_ms
 
 LESSON = "12-chat-room"
@@ -84,6 +85,9 @@ class RoomTests(RoomTestCase):
             self.assertTrue(second.recv_line().startswith(b"error: "), "/nick %r" % bad)
         second.send_line("still %s" % second_name)
         first.expect_line("%s: still %s" % (second_name, second_name))
+        longest = "Ab_-" * 4  # 16 characters: the longest name allowed
+        second.send_line("/nick " + longest)
+        first.expect_line("* %s is now %s" % (second_name, longest))
 
     def test_a_guest_name_taken_with_nick_is_not_given_to_a_newcomer(self):
         server = self.start_server()
@@ -104,6 +108,30 @@ class RoomTests(RoomTestCase):
         self.assertEqual(sorted(who.split(":", 1)[1].split()), sorted(name for _, name in members))
         connection.send_line("/dance")
         self.assertTrue(connection.recv_line().startswith(b"error: "))
+
+    def test_who_fills_its_line_with_whole_names_only(self):
+        # /who says as many names as fit in one line. 60 members renamed so that, in the
+        # order /who lists them (newest first), the first 59 fill the line to where one more
+        # 16-character name would need its last byte: that name must be left out, not cut.
+        server = self.start_server()
+        members = [self.join(server)[0] for _ in range(60)]
+        prefix = "* 60 here:"
+        listed = list(reversed(members))
+        names = ["%-16s" % ("n%d" % position) for position in range(59)]
+        names = [name.replace(" ", "_") for name in names]
+        names[58] = names[58][:LINE_MAX - 16 - len(prefix) - 17 * 58 - 1]
+        names.append("last_name_16char")
+        for member, name in zip(listed, names):
+            member.send_line("/nick " + name)
+            while not member.recv_line().endswith((" is now " + name).encode()):
+                pass
+        asker = members[0]
+        asker.send_line("/who")
+        line = asker.recv_line()
+        while not line.startswith(prefix.encode()):
+            line = asker.recv_line()
+        self.assertLessEqual(len(line) + 1, LINE_MAX, "the /who line with its \\n")
+        self.assertEqual(line.decode().split(":", 1)[1].split(), names[:59])
 
     def test_quit_says_bye_closes_and_the_others_are_told(self):
         server = self.start_server()
@@ -285,6 +313,171 @@ class LeakTests(RoomTestCase):
         self.assertTrue(watcher)
 
 
+class QueueTests(RoomTestCase):
+    """A client's queue is bounded to the byte, let go when the client goes, and after
+    /quit it holds nothing but what was queued before."""
+
+    WELCOME_LINE = b"* you are guest1 (/nick NAME, /who, /quit)\n"
+
+    def test_a_queue_may_reach_the_limit_but_not_pass_it(self):
+        # A newcomer's welcome is queued before anything is sent to it: with QUEUE-LIMIT its
+        # exact length the newcomer stays; with one byte less it is dropped at once.
+        server = self.start_server(["0", "127.0.0.1", str(len(self.WELCOME_LINE))])
+        kept = self.connect(server)
+        kept.expect_line(self.WELCOME_LINE.rstrip(b"\n"))
+        kept.send_line("/who")
+        kept.expect_line("* 1 here: guest1")
+        server = self.start_server(["0", "127.0.0.1", str(len(self.WELCOME_LINE) - 1)])
+        self.connect(server).expect_eof()
+        server.stdout.expect(r"^guest1 dropped: too slow$")
+
+    def test_with_a_limit_of_one_byte_every_newcomer_is_dropped_and_let_go(self):
+        # The smallest limit the room takes: no welcome fits, so each newcomer is dropped as
+        # it joins. 10,000 of them may not grow the server: the node queued for the welcome
+        # and the client itself are freed (16 bytes kept per drop would be 300 KB here).
+        self.require_linux_proc()
+        if sanitizer():
+            self.skipTest("a sanitizer's quarantine keeps freed memory resident")
+        server = self.start_server(["0", "127.0.0.1", "1"])
+
+        def newcomers(count):
+            for _ in range(count):
+                sock = socket.create_connection(server.address[:2], timeout=scaled(10))
+                while sock.recv(4096):  # nothing fits: the room closes at once
+                    pass
+                sock.close()
+        newcomers(1000)  # the allocator's pools reach their working size
+        before = rss_bytes(server.pid)
+        newcomers(10000)
+        growth = rss_bytes(server.pid) - before
+        self.assertLess(growth, 160 * 1024, "resident memory grew by %d KB over 10,000 "
+                        "newcomers dropped" % (growth // 1024))
+
+    def room_with_small_send_buffers(self):
+        """The room in a network namespace whose TCP send buffers are held at 16 KB: a client
+        that does not read has lines waiting in the room's queue after some 25 KB, not after
+        the ~4 MB loopback's growing buffers would take."""
+        namespace = NetworkNamespace(self, tcp_wmem="4096 16384 16384")
+        return namespace, self.start_server(namespace=namespace)
+
+    def member(self, namespace, server, receive_buffer=None):
+        sock = namespace.socket()
+        if receive_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        connection = Connection(server.address, sock=sock)
+        self.addCleanup(connection.close)
+        return connection, re.match(WELCOME, connection.recv_line().decode()).group(1)
+
+    def fill_until_queued(self, sender):
+        """Sends 50 KB of lines from sender: the silent client's kernel buffers take some
+        25 KB, the rest waits in its queue (under the 64 KiB limit). /who is answered after
+        every line before it has been queued."""
+        sender.send((b"q" * 999 + b"\n") * 50)
+        sender.send_line("/who")
+        while b" here:" not in sender.recv_line():
+            pass
+
+    def test_after_quit_only_what_was_queued_before_is_sent(self):
+        # The quitter does not read, so lines wait for it in the room when it sends /quit.
+        # "/nick" and "/quit" in one send are carried out together: once the others hear of
+        # the new name, the quit has happened, and a line said after it must not follow
+        # "* bye".
+        namespace, server = self.room_with_small_send_buffers()
+        sender, _ = self.member(namespace, server)
+        quitter, quitter_name = self.member(namespace, server, receive_buffer=4096)
+        sender.expect_line("* %s joined" % quitter_name)
+        self.fill_until_queued(sender)
+        quitter.send(b"/nick quitter\n/quit\n")
+        sender.expect_line("* %s is now quitter" % quitter_name)
+        sender.send_line("said after the quit")
+        received = bytearray()
+        while True:
+            chunk = quitter.sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        last_lines = bytes(received).rstrip(b"\n").split(b"\n")[-2:]
+        self.assertEqual(last_lines[-1], b"* bye", "the last line after /quit")
+        self.assertNotIn(b"said after the quit", received)
+
+    def test_memory_stays_flat_while_slow_clients_are_dropped_again_and_again(self):
+        # Each round a client that does not read joins and is dropped with its queue full
+        # (64 KiB of lines waiting): everything it held must be let go.
+        self.require_linux_proc()
+        if sanitizer():
+            self.skipTest("a sanitizer's quarantine keeps freed memory resident")
+        namespace, server = self.room_with_small_send_buffers()
+        sender, _ = self.member(namespace, server)
+
+        def drop_one_slow_client():
+            silent, silent_name = self.member(namespace, server, receive_buffer=4096)
+            sender.expect_line("* %s joined" % silent_name)
+            gone = ("* %s was disconnected: too slow" % silent_name).encode()
+            line = b"d" * 999 + b"\n"
+            dropped = False
+            while not dropped:
+                sender.send(line * 20)
+                sender.send_line("/who")  # answered after the 20 lines: the rounds keep step
+                answer = b""
+                while b" here:" not in answer:
+                    answer = sender.recv_line()
+                    dropped = dropped or answer == gone
+            silent.close()
+
+        for _ in range(3):
+            drop_one_slow_client()  # the allocator's pools reach their working size
+        before = rss_bytes(server.pid)
+        for _ in range(15):
+            drop_one_slow_client()
+        growth = rss_bytes(server.pid) - before
+        self.assertLess(growth, 256 * 1024, "resident memory grew by %d KB over 15 slow clients "
+                        "dropped" % (growth // 1024))
+
+
+class MemoryTests(RoomTestCase):
+    """What the room allocates for a line or a client is freed when it is done with."""
+
+    def setUp(self):
+        super().setUp()
+        self.require_linux_proc()
+        if sanitizer():
+            self.skipTest("a sanitizer's quarantine keeps freed memory resident")
+
+    def lines_delivered(self, server, talker, lines):
+        """Lines from talker to a listener that then leaves, then as many said alone."""
+        listener, listener_name = self.join(server)
+        talker.expect_line("* %s joined" % listener_name)
+        talker.send(b"".join(b"line %d\n" % number for number in range(lines)) + b"mark\n")
+        while not listener.recv_line().endswith(b": mark"):
+            pass
+        listener.close()
+        talker.expect_line("* %s left" % listener_name)
+        talker.send(b"".join(b"alone %d\n" % number for number in range(lines)) + b"/who\n")
+        while not talker.recv_line().startswith(b"* 1 here: "):
+            pass
+
+    def clients_come_and_go(self, server, talker, count):
+        for _ in range(count):
+            self.join(server)[0].close()
+        left = 0
+        while left < count:
+            left += talker.recv_line().endswith(b" left")
+
+    def test_memory_stays_flat_while_lines_pass_and_clients_come_and_go(self):
+        # 20,000 lines delivered, 20,000 said to nobody, 1,000 clients joining and leaving:
+        # a 16-byte queue node, a line or a 1 KB client never freed would grow the server by
+        # 300 KB to 1 MB here.
+        server = self.start_server()
+        talker, _ = self.join(server)
+        self.lines_delivered(server, talker, 2000)  # the allocator's pools reach their size
+        self.clients_come_and_go(server, talker, 100)
+        before = rss_bytes(server.pid)
+        self.lines_delivered(server, talker, 20000)
+        self.clients_come_and_go(server, talker, 1000)
+        growth = rss_bytes(server.pid) - before
+        self.assertLess(growth, 160 * 1024, "resident memory grew by %d KB" % (growth // 1024))
+
+
 class WrongServerTests(MutationChecks):
     """Wrong rooms fail the tests that name their mistake."""
 
@@ -338,3 +531,63 @@ class ClientTests(RoomTestCase):
         member.expect_line("%s: a last line without its end" % client_name)
         member.expect_line("* %s left" % client_name)
         self.assertEqual(client.wait(), 0, "leaving at end of input is a normal end")
+
+    def a_room_of_our_own(self, namespace=None, receive_buffer=None):
+        """A listening socket standing in for the room, and the client connected to it (both
+        inside namespace, if one is given)."""
+        listener = namespace.socket() if namespace else socket.socket()
+        self.addCleanup(listener.close)
+        if receive_buffer:  # set before listen(): an accepted socket inherits it
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(scaled(10))
+        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1])],
+                                   namespace=namespace, keep_stdin_open=True)
+        room, _ = listener.accept()
+        self.addCleanup(room.close)
+        return room, client
+
+    def test_a_line_too_long_from_the_room_is_named_not_printed(self):
+        room, client = self.a_room_of_our_own()
+        room.sendall(b"x" * (LINE_MAX * 2) + b"\nafter it\n")
+        client.stdout.expect(r"^\(a line longer than %d bytes from the room\)$" % LINE_MAX)
+        client.stdout.expect(r"^after it$")
+
+    def test_a_reset_by_the_room_is_reported_with_the_call_and_exit_status_1(self):
+        room, client = self.a_room_of_our_own()
+        room.sendall(b"* you are guest1\n")
+        client.stdout.expect(r"^\* you are guest1$")
+        room.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        room.close()  # a reset, not an end of file
+        client.stderr.expect(r"^client: recv: ")
+        self.assertEqual(client.wait(), 1, "a reset is an error")
+
+    def test_typing_faster_than_the_room_reads_loses_nothing(self):
+        # 1.8 MB typed at once into a room that reads 4 KB at a time, in a network namespace
+        # whose send buffers are held at 16 KB (on plain loopback the client's would grow and
+        # take it all): the client's buffer of typed bytes fills to its last byte again and
+        # again. It must then stop reading the keyboard (not take a read of 0 bytes for the
+        # end of input) until the room catches up.
+        namespace = NetworkNamespace(self, tcp_wmem="4096 16384 16384")
+        room, client = self.a_room_of_our_own(namespace, receive_buffer=4096)
+        typed = b"".join(b"typed line %06d\n" % number for number in range(100000))
+
+        def type_everything():
+            client.write(typed)
+            client.close_stdin()
+        self.in_thread(type_everything)
+        received = bytearray()
+        room.settimeout(scaled(10))
+        while True:
+            chunk = room.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+            time.sleep(0.0005)  # pace: a room slower than the keyboard
+        self.join_threads()
+        self.assertEqual(len(received), len(typed), "bytes the room got before end of file")
+        self.assertEqual(bytes(received), typed)
+        room.close()  # the client left at its end of input: the room's close is expected
+        self.assertEqual(client.wait(), 0, "leaving at end of input is a normal end")
+        self.assertEqual(client.stderr.lines, [], "a normal end warns about nothing")
