@@ -370,11 +370,13 @@ class Connection:
     """A test's own TCP connection to a server, reading whole lines with deadlines."""
 
     def __init__(self, address, timeout=10.0, family=None, sock=None):
-        if family is None:
+        """Connects to address; with address None, sock is already connected (accepted)."""
+        if family is None and address is not None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = sock or socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(answer_wait(scaled(timeout)))
-        self.sock.connect(address)
+        if address is not None:
+            self.sock.connect(address)
         self.buffer = b""
 
     def send(self, data):
@@ -854,6 +856,78 @@ class EchoClientChecks:
                                             ["localhost", str(server.port)], b"by name\n")
         self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
         self.assertRegex(out[0], r"^connected to (127\.0\.0\.1|\[::1\]):%d$" % server.port)
+
+
+class EchoClientLoopChecks:
+    """Mix into the test class of a lesson whose client is lesson 02's loop (lesson 02's own,
+    or lab_echo_stdin() in common/ from lesson 03 on): each line sent, exactly the answer
+    printed, and every way a server can end the conversation said in words."""
+
+    def test_client_prints_each_answer(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            [server.host, str(server.port)],
+                                            b"first\nsecond line\n\nlast\n")
+        self.assertEqual(status, 0, "stderr: %s" % err)
+        self.assertEqual(out, ["connected to 127.0.0.1:%d" % server.port,
+                               "first", "second line", "", "last"])
+
+    def test_client_sends_a_zero_byte_and_the_line_after_it(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            [server.host, str(server.port)],
+                                            b"a\x00b\nsecond\n")
+        self.assertEqual((status, out[1:]), (0, ["a\x00b", "second"]), "stderr: %s" % err)
+
+    def test_client_shows_the_answer_to_an_over_long_line(self):
+        server = self.start_server()
+        status, out, err = self.run_program(self.program("client"),
+                                            [server.host, str(server.port)],
+                                            b"a" * 2000 + b"\nafter\n")
+        self.assertEqual(status, 0, "stderr: %s" % err)
+        self.assertEqual(out[1:], [TOO_LONG_REPLY.decode(), "after"])
+
+    def client_and_a_server_of_our_own(self):
+        """The lesson's client connected to a socket of the test's own that plays the server:
+        returns (client, the server's end of the connection, reading lines)."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        listener.settimeout(scaled(10))
+        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1])],
+                                   keep_stdin_open=True)
+        sock, _ = listener.accept()
+        served = Connection(None, sock=sock)
+        self.addCleanup(served.close)
+        return client, served
+
+    def test_client_says_when_the_server_closes_and_exits_1(self):
+        client, served = self.client_and_a_server_of_our_own()
+        client.write(b"hello\n")
+        served.expect_line("hello")
+        served.close()  # an end of file instead of the answer
+        client.stdout.expect(r"^server closed the connection$")
+        self.assertEqual(client.wait(), 1, "a server gone mid-conversation is an error")
+
+    def test_client_reports_a_reset_with_the_call_and_exits_1(self):
+        client, served = self.client_and_a_server_of_our_own()
+        client.write(b"hello\n")
+        served.expect_line("hello")
+        served.reset()
+        client.stderr.expect(r"^client: recv: ")
+        self.assertEqual(client.wait(), 1, "a reset is an error")
+
+    def test_client_names_a_reply_longer_than_its_limit_and_goes_on(self):
+        client, served = self.client_and_a_server_of_our_own()
+        client.write(b"hello\n")
+        served.expect_line("hello")
+        served.send(b"r" * (2 * LINE_MAX) + b"\n")
+        client.stdout.expect(r"^\(the server's reply was longer than %d bytes\)$" % LINE_MAX)
+        client.write(b"after\n")
+        served.expect_line("after")
+        served.send_line("after")
+        client.stdout.expect(r"^after$")
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0, "stderr: %s" % client.stderr.text())
 
 
 class OneAtATimeChecks:

@@ -2,7 +2,7 @@
 import socket
 import time
 
-from labtest import CommandLineChecks, LabTestCase, LINE_MAX, TOO_LONG_REPLY
+from labtest import CommandLineChecks, EchoClientLoopChecks, LabTestCase, LINE_MAX, TOO_LONG_REPLY
 
 LESSON = "02-byte-streams"
 
@@ -127,33 +127,9 @@ class OneClientTests(LabTestCase):
         self.assertEqual(server.wait(), 0, "stderr:\n%s" % server.stderr.text())
 
 
-class ClientTests(LabTestCase):
+class ClientTests(EchoClientLoopChecks, LabTestCase):
     """The client sends each line and prints exactly the server's answer."""
     LESSON = LESSON
-
-    def test_client_prints_each_answer(self):
-        server = self.start_server()
-        status, out, err = self.run_program(self.program("client"),
-                                            [server.host, str(server.port)],
-                                            b"first\nsecond line\n\nlast\n")
-        self.assertEqual(status, 0, "stderr: %s" % err)
-        self.assertEqual(out, ["connected to 127.0.0.1:%d" % server.port,
-                               "first", "second line", "", "last"])
-
-    def test_client_sends_a_zero_byte_and_the_line_after_it(self):
-        server = self.start_server()
-        status, out, err = self.run_program(self.program("client"),
-                                            [server.host, str(server.port)],
-                                            b"a\x00b\nsecond\n")
-        self.assertEqual((status, out[1:]), (0, ["a\x00b", "second"]), "stderr: %s" % err)
-
-    def test_client_shows_the_answer_to_an_over_long_line(self):
-        server = self.start_server()
-        status, out, err = self.run_program(self.program("client"),
-                                            [server.host, str(server.port)],
-                                            b"a" * 2000 + b"\nafter\n")
-        self.assertEqual(status, 0, "stderr: %s" % err)
-        self.assertEqual(out[1:], [TOO_LONG_REPLY.decode(), "after"])
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):

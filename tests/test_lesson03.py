@@ -2,8 +2,8 @@
 import socket
 import time
 
-from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, OneAtATimeChecks,
-                     OutOfDescriptorsCheck, TOO_LONG_REPLY, under_emulator)
+from labtest import (CommandLineChecks, EchoClientLoopChecks, HostileClientChecks, LabTestCase,
+                     OneAtATimeChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY, under_emulator)
 
 LESSON = "03-iterative-server"
 
@@ -114,6 +114,11 @@ class AddressTests(LabTestCase):
                                             ["0", "no-such-host.invalid"])
         self.assertEqual(status, 1)
         self.assertRegex("\n".join(err), r"^server: getaddrinfo no-such-host\.invalid: ")
+
+
+class ClientTests(EchoClientLoopChecks, LabTestCase):
+    """Lesson 02's client loop, now lab_echo_stdin() in common/, as lessons 03-11 use it."""
+    LESSON = LESSON
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):
