@@ -930,6 +930,23 @@ class EchoClientLoopChecks:
         self.assertEqual(client.wait(), 0, "stderr: %s" % client.stderr.text())
 
 
+class QuietServerCheck:
+    """Mix into a lesson's test class (before LabTestCase): clients that connect, are
+    answered and leave are news on stdout, never on stderr - an accept loop ending with
+    "nobody is waiting", or a client's end of file, is the normal case, not an error."""
+
+    def test_clients_coming_and_going_leave_the_servers_stderr_empty(self):
+        server = self.start_server()
+        for number in range(3):
+            connection = self.connect(server)
+            server.stdout.expect(r"^client connected from ", what="the server's stdout")
+            connection.send_line("client %d" % number)
+            connection.expect_line("client %d" % number)
+            connection.close()
+            server.stdout.expect(r"^client \S+ disconnected", what="the server's stdout")
+        self.assertEqual(server.stderr.lines, [], "the server's stderr")
+
+
 class OneAtATimeChecks:
     """Mix into a lesson's test class (before LabTestCase): a server that serves one client
     at a time makes the next one wait, then serves it, and goes on for ever."""

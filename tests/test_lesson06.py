@@ -3,8 +3,9 @@ import re
 import socket
 
 from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, LabTestCase, LINE_MAX,
-                     MutationChecks, TOO_LONG_REPLY, fill_until_blocked, open_descriptor_count,
-                     program_path, sanitizer, thread_count, under_emulator, wait_until)
+                     MutationChecks, QuietServerCheck, TOO_LONG_REPLY, fill_until_blocked,
+                     open_descriptor_count, program_path, sanitizer, thread_count,
+                     under_emulator, wait_until)
 
 try:
     import resource  # POSIX only: the thread-start failure test limits the server's memory
@@ -385,6 +386,10 @@ class OneAtATimeServerTests(MutationChecks):
              "test_a_silent_client_and_half_a_line_stall_nobody",
              "test_a_client_that_never_reads_stalls_nobody"],
             server=program_path("03-iterative-server", "server", own=False))
+
+
+class QuietTests(QuietServerCheck, LabTestCase):
+    LESSON = LESSON
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):

@@ -1,6 +1,7 @@
 """Lesson 12 - chat room: the claims of lessons/12-chat-room/README.md and the room protocol of
 LAB-DESIGN (names guestN, /nick, /who, /quit, room lines starting with "* ", errors starting
 with "error: ", a line to every other client as "NAME: text", a slow receiver dropped)."""
+import os
 import re
 import socket
 import struct
@@ -8,8 +9,9 @@ import threading
 import time
 
 from labtest import (LINE_MAX, TOO_LONG_REPLY, CommandLineChecks, Connection, LabTestCase,
-                     MutationChecks, NetworkNamespace, linux_proc_available, open_descriptor_count, rss_bytes,
-                     sanitizer, scaled, under_emulator, wait_until)
+                     MutationChecks, NetworkNamespace, cpu_seconds, linux_proc_available,
+                     open_descriptor_count, rss_bytes, sanitizer, scaled, under_emulator,
+                     wait_until)
 from polling import idle_cpu_share, median_ms
 
 LESSON = "12-chat-room"
@@ -400,6 +402,23 @@ class QueueTests(RoomTestCase):
         self.assertEqual(last_lines[-1], b"* bye", "the last line after /quit")
         self.assertNotIn(b"said after the quit", received)
 
+    def test_a_leaver_typing_on_while_its_queue_waits_costs_no_cpu(self):
+        # After /quit the room reads nothing more from the leaver. Bytes it types on then sit
+        # unread in its socket: the room must stop asking poll() about its input, or poll()
+        # returns at once, for ever, until the leaver's queue is out.
+        self.require_linux_proc()
+        namespace, server = self.room_with_small_send_buffers()
+        sender, _ = self.member(namespace, server)
+        quitter, quitter_name = self.member(namespace, server, receive_buffer=4096)
+        sender.expect_line("* %s joined" % quitter_name)
+        self.fill_until_queued(sender)
+        quitter.send(b"/nick quitter\n/quit\n")
+        sender.expect_line("* %s is now quitter" % quitter_name)
+        quitter.send(b"typed after the quit\n")
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.05, "while a leaver's queue waits: %.0f%% of a core"
+                        % (share * 100))
+
     def test_memory_stays_flat_while_slow_clients_are_dropped_again_and_again(self):
         # Each round a client that does not read joins and is dropped with its queue full
         # (64 KiB of lines waiting): everything it held must be let go.
@@ -476,6 +495,43 @@ class MemoryTests(RoomTestCase):
         self.clients_come_and_go(server, talker, 1000)
         growth = rss_bytes(server.pid) - before
         self.assertLess(growth, 160 * 1024, "resident memory grew by %d KB" % (growth // 1024))
+
+
+class ResourceTests(RoomTestCase):
+    """Out of descriptors, the room backs off without sleeping on the clients it has."""
+
+    def test_out_of_descriptors_the_room_talks_on_and_lets_the_newcomer_in_later(self):
+        self.require_linux_proc()
+        try:
+            from resource import RLIMIT_NOFILE, prlimit
+        except ImportError:
+            self.skipTest("needs resource.prlimit (Linux)")
+        server = self.start_server()
+        (talker, talker_name), = self.join_many(server, 1)
+        pid = server.pid
+        descriptors = [int(name) for name in os.listdir("/proc/%d/fd" % pid)]
+        soft, hard = prlimit(pid, RLIMIT_NOFILE)
+        prlimit(pid, RLIMIT_NOFILE, (max(descriptors) + 2, hard))  # room for one more
+        self.addCleanup(lambda: server.running() and prlimit(pid, RLIMIT_NOFILE, (soft, hard)))
+        listener, listener_name = self.join(server)
+        talker.expect_line("* %s joined" % listener_name)
+        waiting = self.connect(server)  # queued by the kernel: no descriptor for accept()
+        server.stderr.expect(r"^server: accept: Too many open files$")
+        cpu_before, warnings_before = cpu_seconds(pid), len(server.stderr.lines)
+        delays = []
+        for number in range(20):
+            started = time.monotonic()
+            talker.send_line("line %d" % number)
+            listener.expect_line("%s: line %d" % (talker_name, number))
+            delays.append(time.monotonic() - started)
+            time.sleep(0.05)  # pace: 1 s of talk while the newcomer waits
+        warnings = len(server.stderr.lines) - warnings_before
+        self.assertLess(median_ms(delays), scaled(5), "median delivery while out of descriptors")
+        self.assertLess(warnings, 30, "accept() must pause between tries: %d warnings" % warnings)
+        self.assertLess(cpu_seconds(pid) - cpu_before, 0.3, "CPU while out of descriptors")
+        listener.close()  # a descriptor comes back: the newcomer gets in
+        talker.expect_line("* %s left" % listener_name)
+        self.assertIsNotNone(re.match(WELCOME, waiting.recv_line().decode()))
 
 
 class WrongServerTests(MutationChecks):
