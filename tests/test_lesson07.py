@@ -1,8 +1,13 @@
 """Lesson 07 - thread pool: the claims of lessons/07-thread-pool/README.md."""
+import errno
+import fcntl
 import os
 import re
 import signal
 import socket
+import struct
+import sys
+import termios
 import threading
 
 from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, HostileClientChecks,
@@ -13,6 +18,7 @@ from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, Ho
 LESSON = "07-thread-pool"
 DEFAULT_WORKERS = 4  # DEFAULT_WORKERS in lessons/07-thread-pool/server.c
 QUEUE_SIZE = 16  # QUEUE_SIZE there: clients waiting for a worker
+READ_AWAY = 16 * 1024  # turn_away() reads at most this much of what a newcomer sent
 BUSY_REPLY = "error: server busy"
 CONNECTED = r"^client connected from %s$"
 SERVES = r"^worker \d+ serves client %s$"
@@ -70,6 +76,43 @@ def expect_clean_eof(connection):
     error = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if error:
         raise AssertionError("end of file, then a reset (SO_ERROR: %s)" % os.strerror(error))
+
+
+def unacknowledged(sock):
+    """Bytes sent on sock that the peer's kernel has not acknowledged yet (Linux SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def newcomer_while_stopped(test, server, payload=b"", reset=False):
+    """Connects a newcomer while the server is stopped (SIGSTOP) - the kernel completes the
+    handshake - sends payload, waits until the server's kernel holds all of it, and resets
+    the connection if asked: what the acceptor finds when it runs again. Returns the
+    connection and its peer text ("127.0.0.1:PORT")."""
+    if under_emulator() or not hasattr(signal, "SIGSTOP"):
+        test.skipTest("stops the server with SIGSTOP: POSIX native builds only")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        newcomer = test.connect(server)
+        peer = peer_of(newcomer)
+        if payload:
+            newcomer.send(payload)
+            if sys.platform.startswith("linux"):
+                wait_until(lambda: unacknowledged(newcomer.sock) == 0, 10,
+                           "the server's kernel to take all %d bytes" % len(payload))
+        if reset:
+            newcomer.reset()
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    return newcomer, peer
+
+
+def fill_the_pool(test, server):
+    """With a one-worker server: one client served, QUEUE_SIZE queued; the next is turned
+    away. Returns the served client."""
+    held = occupy_workers(test, server, 1)[0]
+    queued = [test.connect(server) for _ in range(QUEUE_SIZE)]
+    wait_for_line(server, CONNECTED, queued)
+    return held
 
 
 def serve_in_waves(test, server, total, wave, during_wave=None):
@@ -184,6 +227,49 @@ class QueueTests(LabTestCase):
         newcomer.expect_line(BUSY_REPLY)
         wait_for_line(server, TURNED_AWAY, [newcomer])  # printed after the close
         expect_clean_eof(newcomer)
+        self.assertTrue(server.running())
+
+    def test_up_to_16_kib_is_read_away_and_a_reset_for_more_comes_after_the_end_of_file(self):
+        # What a newcomer sent before it was turned away: 16 KiB exactly is read away, so the
+        # close sends no reset. 1,000 bytes more are left unread and the close resets - but
+        # only after the busy line and the end of file, which shutdown() sent first.
+        server = self.start_server(["0", "127.0.0.1", "1"])
+        held = fill_the_pool(self, server)
+        exactly, _ = newcomer_while_stopped(self, server, b"x" * READ_AWAY)
+        exactly.expect_line(BUSY_REPLY)
+        wait_for_line(server, TURNED_AWAY, [exactly])
+        expect_clean_eof(exactly)
+        beyond, _ = newcomer_while_stopped(self, server, b"x" * (READ_AWAY + 1000))
+        beyond.expect_line(BUSY_REPLY)
+        wait_for_line(server, TURNED_AWAY, [beyond])
+        beyond.sock.settimeout(scaled(10))
+        try:
+            chunk = beyond.buffer or beyond.sock.recv(65536)
+        except ConnectionResetError as reset:
+            raise AssertionError("after the busy line a reset, no end of file before it: %s"
+                                 % reset) from None
+        self.assertEqual(chunk, b"", "the end of file after the busy line")
+        if linux_proc_available():  # Linux keeps the reset after an end of file in SO_ERROR
+            error = wait_until(lambda: beyond.sock.getsockopt(socket.SOL_SOCKET,
+                                                              socket.SO_ERROR), 2,
+                               "the reset for the bytes beyond %d (none was read)" % READ_AWAY)
+            self.assertIn(error, (errno.EPIPE, errno.ECONNRESET), os.strerror(error))
+        held.send_line("still served")
+        held.expect_line("still served")
+
+    def test_a_newcomer_that_resets_before_it_is_turned_away_is_warned_about(self):
+        # The send() of the busy line fails: the server says so, with the call and the
+        # newcomer's address, and goes on.
+        server = self.start_server(["0", "127.0.0.1", "1"])
+        held = fill_the_pool(self, server)
+        _, peer = newcomer_while_stopped(self, server, reset=True)
+        reason = "Connection reset by peer" if linux_proc_available() else r"\w"
+        server.stderr.expect(r"^server: send %s: %s" % (re.escape(peer), reason),
+                             what="the server's stderr")
+        wait_until(lambda: lines_matching(server, TURNED_AWAY % re.escape(peer)), 10,
+                   "the reset newcomer to be turned away")
+        held.send_line("still served")
+        held.expect_line("still served")
         self.assertTrue(server.running())
 
 
@@ -401,6 +487,28 @@ class ResourceTests(AcceptBackoffCheck, LabTestCase):
         last = self.connect(server)
         last.send_line("served after it all")
         last.expect_line("served after it all")
+
+
+class StartTests(LabTestCase):
+    """The workers start before the server listens; if one cannot start, it stops."""
+    LESSON = LESSON
+
+    def test_a_worker_that_cannot_start_is_named_and_the_server_exits_1_without_listening(self):
+        # 1,000 workers with 8 MiB of stack each need 8 GB of address space: under
+        # `ulimit -v` 256 MiB pthread_create() fails after a few dozen. The server must say
+        # which worker it could not start and exit, not listen with fewer than it was told.
+        self.require_linux_proc()
+        if sanitizer():
+            self.skipTest("a sanitizer reserves more address space than the limit allows")
+        server = self.start_client(path="/bin/sh", args=[
+            "-c", 'ulimit -s 8192 && ulimit -v 262144 && exec "$0" 0 127.0.0.1 1000',
+            self.program("server")])
+        wait_until(lambda: not server.running() or server.stdout.lines, 10,
+                   "the server to exit, or to listen")
+        self.assertEqual(server.stdout.lines, [], "no \"listening on\" with workers missing")
+        self.assertEqual(server.wait(), 1, "the exit status")
+        self.assertEqual(len(server.stderr.lines), 1, server.stderr.lines)
+        self.assertRegex(server.stderr.lines[0], r"^server: cannot start worker \d+ of 1000$")
 
 
 class ClientTests(EchoClientChecks, LabTestCase):

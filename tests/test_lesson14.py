@@ -16,7 +16,9 @@ import tempfile
 
 from eventloop import half_close_to_a_slow_reader
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, MutationChecks,
-                     NetworkNamespace, linux_proc_available, under_emulator, wait_until)
+                     NetworkNamespace, fill_until_blocked, linux_proc_available,
+                     under_emulator, wait_until)
+from polling import idle_cpu_share
 
 LESSON = "14-closing"
 LINES = b"one\ntwo\nthree\n"
@@ -82,6 +84,44 @@ class GracefulCloseTests(ClosingTestCase):
         half_close_to_a_slow_reader(self, namespace, server)
         self.server_saw(server, r"^recv: end of file$", r"^close: every answer sent$")
 
+    def test_a_blank_line_is_sent_and_answered_like_any_other(self):
+        server = self.server()
+        status, out = self.run_client(server, "half-close", b"one\n\ntwo\n\n")
+        self.assertEqual(status, 0, out)
+        self.assertEqual(out[1:], ["shutdown: SHUT_WR", "one", "", "two", "",
+                                   "recv: end of file"])
+
+
+class PollLoopTests(ClosingTestCase):
+    """The graceful server waits in poll() for what its client's round needs: it asks to
+    write only while answers wait, to read only while they fit. Asking for more than that
+    wakes it at once, for ever: a full core spent on one connection."""
+
+    def setUp(self):
+        super().setUp()
+        self.require_linux_proc()
+
+    def test_while_its_client_is_silent_the_server_uses_no_cpu(self):
+        server = self.server()
+        client = self.connect(server)
+        client.send_line("then silence")
+        client.expect_line("then silence")  # nothing left to send: no reason to wake
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.05, "with its client silent: %.1f%% of a core" % (share * 100))
+        client.send_line("still served")
+        client.expect_line("still served")
+
+    def test_while_its_client_does_not_read_the_server_uses_no_cpu(self):
+        # Every buffer fills with answers: the server stops reading (no answer would fit),
+        # and its client's socket, readable all along, must not wake it meanwhile.
+        server = self.server()
+        hog = self.connect(server)
+        self.assertLess(fill_until_blocked(hog), 64 * 1024 * 1024,
+                        "the server should stop reading a client that does not read")
+        share = idle_cpu_share(server.pid, 1.0)
+        self.assertLess(share, 0.05, "with its client not reading: %.1f%% of a core"
+                        % (share * 100))
+
 
 class ResetTests(ClosingTestCase):
     """close() with unread data, or with SO_LINGER {1, 0}, resets: the peer's recv() fails
@@ -122,6 +162,60 @@ class ResetTests(ClosingTestCase):
         self.assert_reset_seen(out, "the client")
         self.server_saw(server, r"^recv: end of file$", r"^close: SO_LINGER \{1, 0\}$")
 
+    def test_a_reset_met_by_the_servers_send_is_reported_as_the_sends_failure(self):
+        # The blocking server (abort mode) is stopped while its client sends lines and
+        # resets, so the lines and the RST are both there when it runs again: it reads the
+        # lines, and the send() of the first answer meets the reset. Reading on as if the
+        # send had worked would end in a plain "recv: end of file", the reset unseen.
+        if under_emulator() or not hasattr(signal, "SIGSTOP"):
+            self.skipTest("stops the server with SIGSTOP: POSIX native builds only")
+        server = self.server("abort")
+        client = self.connect(server)
+        client.send_line("one")
+        client.expect_line("one")  # the server now waits in recv()
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            client.send(b"answer me\n" * 50)
+            client.reset()
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        server.stdout.expect(r"^client \S+ disconnected$", what="the server's stdout")
+        said = [line for line in server.stdout.lines if re.match(r"^(send|recv|close): ", line)]
+        if linux_proc_available():
+            self.assertEqual(said, ["send: Connection reset by peer"], server.stdout.lines)
+        else:
+            self.assertEqual(len(said), 1, server.stdout.lines)
+            self.assertRegex(said[0], r"^send: ")
+        following = self.connect(server)  # and the next client is served
+        following.send_line("next")
+        following.expect_line("next")
+
+    def test_after_the_servers_reset_the_clients_send_or_shutdown_fails_with_its_call(self):
+        # The unread server resets the client after its first line. The client's next call
+        # then fails and says so: the send() of a further line, or, at the end of its input,
+        # shutdown(SHUT_WR) - each named with its reason, exit status 1.
+        self.require_linux_proc()
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss to see the reset arrive (Debian: apt-get install iproute2)")
+        for more, expected in ((b"two\n", "send: Connection reset by peer"),
+                               (b"", "shutdown: Transport endpoint is not connected")):
+            with self.subTest(expected=expected):
+                server = self.server("unread")
+                client = self.start_client(["127.0.0.1", str(server.port), "half-close"],
+                                           keep_stdin_open=True)
+                client.write(b"one\n")
+                port = int(server.stdout.expect(r"^client connected from [\d.]+:(\d+)$",
+                                                what="the server's stdout").group(1))
+                self.server_saw(server, r"^close: input unread$", r"^client \S+ disconnected$")
+                wait_until(lambda: not established(port, server.port), 5,
+                           "the client's connection to be reset")
+                if more:
+                    client.write(more)
+                client.close_stdin()
+                self.assertEqual(client.wait(), 1, client.stdout.lines)
+                self.assertEqual(client.stdout.lines[1:], [expected])
+                self.assertEqual(client.stderr.lines, [], "the client's stderr")
+
     def test_a_client_aborting_resets_the_graceful_server_which_survives(self):
         self.require_abortive_close()
         server = self.server()
@@ -132,6 +226,15 @@ class ResetTests(ClosingTestCase):
         server.stderr.expect(r"^server: recv 127\.0\.0\.1:\d+: ", what="the server's stderr")
         status, out = self.run_client(server, "half-close")  # and serves the next client
         self.assertEqual((status, out[-1]), (0, "recv: end of file"))
+
+
+def established(local_port, peer_port):
+    """ss's lines for an established TCP connection from local_port to peer_port (the
+    machine may hold thousands of TIME_WAIT sockets of earlier connections: not those)."""
+    listing = subprocess.run(["ss", "-tanH", "state", "established", "sport", "=",
+                              ":%d" % local_port, "and", "dport", "=", ":%d" % peer_port],
+                             stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return listing.splitlines()
 
 
 def time_wait_sockets(port, before=()):
@@ -309,6 +412,45 @@ class WireTests(ClosingTestCase):
 
 class HostileClientTests(HostileClientChecks, ClosingTestCase):
     """The graceful server, like lesson 03's, survives what no client may do to it."""
+
+
+class OutOfDescriptorsTests(ClosingTestCase):
+    """With no descriptor left for a client, accept() fails: lab_accept() warns and pauses,
+    and the server tries again, serving nobody meanwhile, until a descriptor is free."""
+
+    def test_out_of_descriptors_it_warns_pauses_and_serves_the_client_once_one_is_free(self):
+        self.require_linux_proc()
+        try:
+            import resource
+            prlimit = resource.prlimit
+        except (ImportError, AttributeError):
+            self.skipTest("needs resource.prlimit (Linux)")
+        server = self.server()
+        highest = max(int(name) for name in os.listdir("/proc/%d/fd" % server.pid))
+        first = self.connect(server)
+        first.send_line("first")
+        first.expect_line("first")  # the server serves it, away from accept(): now the limit
+        soft, hard = prlimit(server.pid, resource.RLIMIT_NOFILE)
+        prlimit(server.pid, resource.RLIMIT_NOFILE, (highest + 1, hard))  # none for the next
+        self.addCleanup(lambda: server.running() and prlimit(server.pid, resource.RLIMIT_NOFILE,
+                                                            (soft, hard)))
+        first.close()  # its descriptor is the last one: the next accept() has none
+        server.stdout.expect(r"^client \S+ disconnected$", what="the server's stdout")
+        server.stderr.expect(r"^server: accept: Too many open files$", what="the server's stderr")
+        served = len([line for line in server.stdout.lines if line.startswith("client ")])
+        waiting = self.connect(server)  # the kernel queues it; accept() has no descriptor
+        waiting.send_line("waiting")
+        before = len(server.stderr.lines)
+        waiting.expect_silence(1.0)
+        warnings = list(server.stderr.lines)
+        self.assertEqual(set(warnings), {"server: accept: Too many open files"}, warnings)
+        self.assertLess(len(warnings) - before, 30, "accept() must pause between tries: %d "
+                        "warnings in 1 s" % (len(warnings) - before))
+        self.assertEqual([line for line in server.stdout.lines if line.startswith("client ")]
+                         [served:], [], "no client is served without a descriptor")
+        prlimit(server.pid, resource.RLIMIT_NOFILE, (soft, hard))  # a descriptor is free
+        waiting.expect_line("waiting")
+        server.stdout.expect(r"^client connected from ", what="the server's stdout")
 
 
 class CommandLineTests(CommandLineChecks, LabTestCase):
