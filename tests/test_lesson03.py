@@ -3,7 +3,8 @@ import socket
 import time
 
 from labtest import (CommandLineChecks, EchoClientLoopChecks, HostileClientChecks, LabTestCase,
-                     OneAtATimeChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY, under_emulator)
+                     LINE_MAX, OneAtATimeChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY,
+                     under_emulator)
 
 LESSON = "03-iterative-server"
 
@@ -42,6 +43,23 @@ class HostileClientTests(HostileClientChecks, LabTestCase):
         connection = self.connect(self.server)
         connection.send(b"q" * 5000 + b"\nafter\n")
         connection.expect_line(TOO_LONG_REPLY)
+        connection.expect_line("after")
+        connection.close()
+        self.assert_next_client_served()
+
+    def test_a_line_of_exactly_the_limit_is_echoed_and_one_byte_more_is_refused(self):
+        # The limit counts the line without its end: 1024 bytes with "\n" or with "\r\n"
+        # (which fills the reader's 1026 bytes) are echoed; 1025 bytes with "\n" fit in the
+        # reader too, but are over the limit.
+        connection = self.connect(self.server)
+        at_limit = b"L" * LINE_MAX
+        connection.send(at_limit + b"\n")
+        connection.expect_line(at_limit)
+        connection.send(at_limit + b"\r\n")
+        connection.expect_line(at_limit)
+        connection.send(at_limit + b"M\n")
+        connection.expect_line(TOO_LONG_REPLY)
+        connection.send_line("after")
         connection.expect_line("after")
         connection.close()
         self.assert_next_client_served()

@@ -16,8 +16,8 @@ import tempfile
 import time
 import zlib
 
-from labtest import (CommandLineChecks, LabTestCase, MutationChecks, linux_proc_available,
-                     scaled, under_emulator)
+from labtest import (CommandLineChecks, LabTestCase, MutationChecks, NetworkNamespace,
+                     linux_proc_available, scaled, under_emulator)
 
 LESSON = "15-bulk-transfer"
 LIMIT = 1024 * 1024  # FRAME_LIMIT in server.c and client.c
@@ -800,6 +800,65 @@ class CommandLineTests(CommandLineChecks, LabTestCase):
         status, out, err = self.run_program(self.program("server"), ["0", "127.0.0.1", path])
         self.assertEqual(status, 1)
         self.assertTrue(err and err[0].startswith("server: open %s: " % path), err)
+
+
+class ArgumentTests(BulkTestCase):
+    """The shared command line (common/arguments.c) at its edges: the defaults, the highest
+    port, the longest size, one argument too many, numbers too long to be valid."""
+
+    def test_with_no_arguments_both_use_127_0_0_1_port_5050(self):
+        namespace = NetworkNamespace(self)  # port 5050 is free in a namespace of our own
+        client = self.start_client([], namespace=namespace)
+        self.assertEqual(client.wait(), 1, "nothing listens yet: refused")
+        self.assertTrue(client.stderr.lines and client.stderr.lines[0].startswith(
+            "client: connect 127.0.0.1:5050: "), client.stderr.lines)
+        server = self.start_server([], namespace=namespace)
+        self.assertEqual((server.host, server.port), ("127.0.0.1", 5050))
+
+    def test_a_port_alone_means_loopback_only(self):
+        server = self.start_server(["0"])
+        self.assertEqual(server.host, "127.0.0.1", "listening on %s, not 127.0.0.1 only"
+                         % server.host)
+
+    def test_the_highest_port_65535_works(self):
+        namespace = NetworkNamespace(self)  # where nothing else can hold the port
+        server = self.start_server(["65535", "127.0.0.1"], namespace=namespace)
+        self.assertEqual(server.port, 65535)
+        client = self.start_client(["127.0.0.1", "65535", "70000", "65536"],
+                                   namespace=namespace)
+        self.assertEqual(client.wait(), 0, "stderr: %s" % client.stderr.text())
+        self.assert_client_got_all(client.stdout.lines, client.stderr.lines, 1, 70000,
+                                   generated_adler(70000, 65536))
+
+    def test_a_size_of_nine_digits_is_a_number_of_bytes(self):
+        server = self.server()
+        status, out, err = self.run_client(server.port, "100000000", LIMIT)
+        self.assertEqual(status, 0, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertIn("sent 100000000 bytes in 96 frames: ", "\n".join(out))
+        self.assert_client_got_all(out, err, 1, 100000000, generated_adler(100000000, LIMIT))
+
+    def test_one_argument_too_many_is_refused(self):
+        port = str(self.free_port())
+        missing = os.path.join(tempfile.gettempdir(), "lab15-no-such-dir-%d" % os.getpid(), "f")
+        for role, args in (("client", ["127.0.0.1", port, "10", "1024", "one", "1", "more"]),
+                           ("server", [port, "127.0.0.1", missing, "more"])):
+            status, out, err = self.run_program(self.program(role), args)
+            self.assertEqual((status, err[:1]), (2, ["%s: too many arguments" % role]),
+                             "%s %s" % (role, " ".join(args)))
+
+    def test_numbers_too_long_to_be_valid_are_refused_not_wrapped_around(self):
+        # 2^64 + 80 and 2^64 + 1024: digits summed into a 64-bit number without a bound
+        # would come out as 80 and 1024, valid values.
+        port = str(self.free_port())
+        over = 2 ** 64
+        for role, args, value in (
+                ("client", ["127.0.0.1", str(over + 80)], str(over + 80)),
+                ("client", ["127.0.0.1", port, "10", str(over + 1024)], "FRAME-SIZE"),
+                ("client", ["127.0.0.1", port, "10", "1024", "one", str(over + 1)], "TRANSFERS"),
+                ("server", [str(over + 80)], str(over + 80))):
+            status, out, err = self.run_program(self.program(role), args)
+            self.assertEqual(status, 2, "%s %s: %s" % (role, " ".join(args), err))
+            self.assertIn(value, "\n".join(err), "the message names the bad value")
 
 
 class WrongProgramTests(MutationChecks):
