@@ -32,8 +32,9 @@ PUSHED_BYTES = 12 * 1024 * 1024  # well beyond what loopback's socket buffers ho
 
 # System call numbers of the calls an event loop may sleep in (glibc picks among them).
 WAIT_SYSCALL_NUMBERS = {
-    "x86_64": {"select": {23, 270}, "poll": {7, 271}, "epoll_wait": {232, 281, 441}},
-    "aarch64": {"select": {72}, "poll": {73}, "epoll_wait": {22, 441}},
+    "x86_64": {"select": {23, 270}, "poll": {7, 271}, "epoll_wait": {232, 281, 441},
+               "io_uring_enter": {426}},
+    "aarch64": {"select": {72}, "poll": {73}, "epoll_wait": {22, 441}, "io_uring_enter": {426}},
 }
 
 

@@ -424,12 +424,27 @@ def lab_compile_flags():
     return (["-std=c11", "-D_POSIX_C_SOURCE=200809L"] + variants.WARNINGS + ["-Werror"])
 
 
+def lesson_libraries(source):
+    """Libraries a program needs beyond common/: liburing for one that includes liburing.h
+    (lesson 17's server), as pkg-config names them."""
+    with open(source, encoding="utf-8", errors="replace") as text:
+        if "liburing.h" not in text.read():
+            return []
+    try:
+        found = subprocess.run(["pkg-config", "--libs", "liburing"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True).stdout
+    except FileNotFoundError:
+        found = ""
+    return shlex.split(found) or ["-luring"]
+
+
 def build_program(source, output, cflags):
     """Compiles one student's program with common/*.c; returns None or the compiler's message."""
     compiler = shlex.split(os.environ.get("CC", "cc"))
     command = (compiler + lab_compile_flags() + shlex.split(cflags)
                + ["-I", os.path.join(LAB_DIR, "common"), "-o", output, source]
-               + sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c"))) + ["-pthread"])
+               + sorted(glob.glob(os.path.join(LAB_DIR, "common", "*.c"))) + ["-pthread"]
+               + lesson_libraries(source))
     try:
         finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=300)

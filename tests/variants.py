@@ -33,7 +33,8 @@ WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wformat=2", "-Wstric
 
 
 def read_variant(name):
-    """The fields of tests/variants/NAME.variant: lesson, program, about, and the changes."""
+    """The fields of tests/variants/NAME.variant: lesson, program, about, link (libraries
+    beyond common/, e.g. -luring), and the changes."""
     path = os.path.join(VARIANTS_DIR, name + ".variant")
     if not os.path.isfile(path):
         raise SystemExit("variants.py: no variant %r (see --list)" % name)
@@ -47,7 +48,7 @@ def read_variant(name):
                 variant["changes"].append([value, None, variant.get("file")])
             elif key == "with" and variant["changes"]:
                 variant["changes"][-1][1] = value
-            elif key in ("lesson", "program", "about", "file"):
+            elif key in ("lesson", "program", "about", "file", "link"):
                 variant[key] = value
             else:
                 raise SystemExit("variants.py: %s:%d: unknown line %r" % (path, number, line))
@@ -92,7 +93,8 @@ def build(name, build_dir, cflags):
             changed.write(text)
         sources[sources.index(path)] = copy
     program = os.path.join(out_dir, variant["program"])
-    command = compiler_command(shlex.split(cflags)) + ["-o", program] + sources + ["-pthread"]
+    command = (compiler_command(shlex.split(cflags)) + ["-o", program] + sources + ["-pthread"]
+               + shlex.split(variant.get("link", "")))  # libraries after the sources
     subprocess.run(command, check=True)
     return program
 

@@ -41,10 +41,11 @@ tests/bench/loadgen against it. Scenarios (docs/benchmarks.md says what each fig
               rounds 1 and 3, iperf3 in round 2); the median MB/s (10^6 bytes) of each, and
               lesson 15 / iperf3 per W. The lab's target: >= 0.95x at 128 KiB. Without iperf3
               on PATH its cells are skipped ("iperf3 not installed") and lesson 15 still runs.
-Servers: 03, 05 (POLL-MS default and 0), 06, 07, 08, 10, 11 level, 11 edge, libuv (keys
-below). Ratios compare each server with lesson 11 level-triggered in the same run; in the
-fan-out, lesson 12 (key 12) with Redis (key redis); in bulk, lesson 15 (key 15) with iperf3
-(key iperf3). What the checksum costs alone: tests/bench/adler_bench (docs/benchmarks.md).
+Servers: 03, 05 (POLL-MS default and 0), 06, 07, 08, 10, 11 level, 11 edge, 17 io_uring
+(skipped where liburing was not installed), libuv (keys below). Ratios compare each server
+with lesson 11 level-triggered in the same run; in the fan-out, lesson 12 (key 12) with
+Redis (key redis); in bulk, lesson 15 (key 15) with iperf3 (key iperf3). What the checksum
+costs alone: tests/bench/adler_bench (docs/benchmarks.md).
 
 --quick runs N = 1 and 10, short windows, a capacity bound of 100, a fan-out to 10 receivers,
 bulk at 4 KiB and 128 KiB (64 and 128 MiB, one round) and no strace: it proves the benchmark
@@ -132,6 +133,9 @@ SERVERS = [
     Entry("10", "10 poll", "10-poll"),
     Entry("11-level", "11 epoll, level-triggered", "11-epoll", ["level"]),
     Entry("11-edge", "11 epoll, edge-triggered", "11-epoll", ["edge"]),
+    Entry("17", "17 io_uring", "17-io-uring", optional=True,
+          note="completion I/O: multishot accept and receive, provided buffers, one "
+               "io_uring_enter() per turn; built only where liburing is installed"),
     Entry("uv", "libuv (reference)", None, optional=True,
           note="tests/bench/uv_echo_server.c: libuv's loop, not the lab's"),
 ]
