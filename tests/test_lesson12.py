@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -647,3 +648,18 @@ class ClientTests(RoomTestCase):
         room.close()  # the client left at its end of input: the room's close is expected
         self.assertEqual(client.wait(), 0, "leaving at end of input is a normal end")
         self.assertEqual(client.stderr.lines, [], "a normal end warns about nothing")
+
+    def test_a_keyboard_that_cannot_be_read_is_named_and_the_client_leaves(self):
+        # stdin a directory (client < /): read() fails with EISDIR. The client says so,
+        # naming the call, and leaves the room as at the end of its input.
+        self.require_linux_proc()
+        server = self.start_server()
+        member, _ = self.join(server)
+        directory = os.open("/", os.O_RDONLY)
+        self.addCleanup(os.close, directory)
+        finished = subprocess.run([self.program("client"), server.host, str(server.port)],
+                                  stdin=directory, capture_output=True, timeout=scaled(10))
+        self.assertRegex(finished.stderr.decode(), r"(?m)^client: read stdin: ")
+        self.assertEqual(finished.returncode, 0, "leaving at the end of input, as for Ctrl-D")
+        self.assertRegex(member.recv_line().decode(), r"^\* guest\d+ joined$")
+        self.assertRegex(member.recv_line().decode(), r"^\* guest\d+ left$")
