@@ -5,19 +5,25 @@ The connect timeout's accuracy is measured, not only tested:
 (add LAB_EMULATOR=wine and a Windows build directory for the .exe), and so is how long
 lesson 03's blocking client waits instead (minutes):
     LAB_BUILD_DIR=build python3 tests/test_lesson09.py measure-blocking"""
+import fcntl
 import os
 import select
+import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
+import termios
 import threading
 import time
 import unittest
 
-from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, MutationChecks,
-                     TOO_LONG_REPLY, command_for, cpu_seconds, peer_path, program_path, scaled,
-                     under_emulator)
+from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LINE_MAX,
+                     MutationChecks, NetworkNamespace, OutOfDescriptorsCheck, TOO_LONG_REPLY,
+                     command_for, cpu_seconds, peer_path, program_path, scaled, under_emulator,
+                     wait_until)
 
 LESSON = "09-nonblocking-client"
 
@@ -42,10 +48,15 @@ class UnansweredListener:
 
     PROBE_SECONDS = 0.5
 
-    def __init__(self):
+    def __init__(self, address="127.0.0.1", port=0):
+        self.address = address
         self.listener = socket.socket()
         self.fillers = []
-        self.listener.bind(("127.0.0.1", 0))
+        try:
+            self.listener.bind((address, port))
+        except OSError:
+            self.listener.close()
+            raise
         self.listener.listen(0)
         self.port = self.listener.getsockname()[1]
         for _ in range(16):
@@ -60,7 +71,7 @@ class UnansweredListener:
         probe = socket.socket()
         self.fillers.append(probe)  # kept open: a completed one holds its place in the queue
         probe.setblocking(False)
-        if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+        if probe.connect_ex((self.address, self.port)) == 0:
             return True
         writable = select.select([], [probe], [], self.PROBE_SECONDS)[1]
         return bool(writable)
@@ -125,6 +136,88 @@ def voluntary_switches(pid):
             if line.startswith("voluntary_ctxt_switches:"):
                 return int(line.split()[1])
     raise AssertionError("no voluntary_ctxt_switches in /proc/%d/status" % pid)
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat: S asleep, R running, ..."""
+    with open("/proc/%d/stat" % pid) as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def type_until_input_stops(client, timeout=20):
+    """Types whole lines into the client's stdin, without blocking, until the client has
+    stopped reading it: the pipe is full and holds bytes while the client sleeps and is not
+    woken once in 0.2 s (a client watching stdin would wake for them). Returns the bytes
+    typed. Leaves the pipe non-blocking."""
+    descriptor = client.process.stdin.fileno()
+    os.set_blocking(descriptor, False)
+    chunk = (b"x" * 99 + b"\n") * 40  # 4,000 bytes: under PIPE_BUF, so written whole or not
+    typed = 0
+    calm = []  # (switches, unread bytes) seen since the pipe was last found full
+
+    def stopped():
+        nonlocal typed
+        wrote = False
+        while True:
+            try:
+                typed += os.write(descriptor, chunk)
+                wrote = True
+            except BlockingIOError:
+                break
+        if wrote:
+            calm.clear()
+            return False
+        unread = struct.unpack("i", fcntl.ioctl(descriptor, termios.FIONREAD, b"\0" * 4))[0]
+        if unread == 0 or process_state(client.pid) != "S":
+            calm.clear()
+            return False
+        calm.append((voluntary_switches(client.pid), unread))
+        if len(calm) > 1 and calm[-1] != calm[0]:
+            del calm[:-1]
+        return len(calm) > 20  # the same for 20 polls, 10 ms apart
+    wait_until(stopped, timeout, "the client to stop reading its input")
+    return typed
+
+
+class PrivateHosts:
+    """A host name that resolves to two loopback addresses, for programs started through
+    command(): they run in a mount namespace of their own (unshare -m; root only) in which a
+    hosts file of the test's is mounted over /etc/hosts - nothing outside sees it.
+    self.addresses: the two, in the order getaddrinfo() returns them there."""
+
+    NAME = "two-addresses"
+    ADDRESSES = ("127.0.0.2", "127.0.0.1")  # every 127.x.y.z is loopback on Linux
+
+    def __init__(self, test):
+        if not sys.platform.startswith("linux") or under_emulator():
+            test.skipTest("needs Linux mount namespaces")
+        if os.geteuid() != 0:
+            test.skipTest("needs root to mount a hosts file of its own (CI runs as root)")
+        self.unshare = shutil.which("unshare")
+        if self.unshare is None:
+            test.skipTest("needs unshare (Debian: util-linux)")
+        directory = tempfile.mkdtemp(prefix="lab-hosts-")
+        test.addCleanup(shutil.rmtree, directory, True)
+        self.hosts = os.path.join(directory, "hosts")
+        with open(self.hosts, "w") as hosts:
+            hosts.write("".join("%s %s\n" % (address, self.NAME) for address in self.ADDRESSES))
+        probe = subprocess.run(self.command([
+            sys.executable, "-c", "import socket, sys\n"
+            "print(' '.join(found[4][0] for found in socket.getaddrinfo(\n"
+            "    sys.argv[1], None, socket.AF_UNSPEC, socket.SOCK_STREAM)))", self.NAME]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=scaled(10), check=False)
+        self.addresses = probe.stdout.decode().split()
+        if probe.returncode != 0 or sorted(self.addresses) != sorted(self.ADDRESSES):
+            test.skipTest("cannot give a name two addresses here: %s"
+                          % (probe.stderr.decode().strip() or probe.stdout.decode().strip()))
+
+    def arguments(self, argv):
+        """unshare's arguments that run argv with the hosts file (start_client(path=unshare))."""
+        return ["-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+                self.hosts] + list(argv)
+
+    def command(self, argv):
+        return [self.unshare] + self.arguments(argv)
 
 
 class ConnectTests(LabTestCase):
@@ -193,6 +286,45 @@ class ConnectTests(LabTestCase):
             self.assertEqual(status, 2, "timeout %r should be refused" % value)
             self.assertIn("'%s'" % value, "\n".join(err))
 
+    def test_timeouts_of_1_and_3600000_ms_are_taken(self):
+        # The usage's limits are accepted: a refused port then fails as a connect, exit 1 (at
+        # 1 ms a slow machine may see the deadline pass first: that is a connect failure too).
+        port = self.free_port()
+        for value in ("1", "3600000"):
+            status, out, err = self.run_program(self.program("client"),
+                                                ["127.0.0.1", str(port), value])
+            message = "\n".join(err)
+            self.assertEqual(status, 1, "timeout %s should be taken; stderr: %s"
+                             % (value, message))
+            self.assertRegex(message, r"^client: connect 127\.0\.0\.1:%d: " % port)
+            self.assertNotIn("usage", message)
+
+    def test_an_address_with_no_route_fails_at_once_naming_it(self):
+        # In a network namespace whose only interface is loopback, 192.0.2.1 (TEST-NET-1) has
+        # no route: connect() fails at once (ENETUNREACH) instead of starting a handshake.
+        namespace = NetworkNamespace(self)
+        client = self.start_client(["192.0.2.1", "5050", "60000"], b"hello\n",
+                                   namespace=namespace)
+        started = time.monotonic()
+        status = client.wait(5)
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, 1, "stderr: %s" % client.stderr.text())
+        self.assertEqual(client.stderr.lines,
+                         ["client: connect 192.0.2.1:5050: Network is unreachable"])
+        self.assertEqual(client.stdout.lines, [], "nothing is printed before a connection")
+        self.assertLess(elapsed, scaled(2), "no route needs no timeout to be seen")
+
+    def test_a_name_that_cannot_be_resolved_is_reported_with_the_name(self):
+        # In a network namespace with loopback only, the name server cannot be reached, and
+        # .invalid names never exist (RFC 2606): getaddrinfo() fails at once, offline.
+        namespace = NetworkNamespace(self)
+        client = self.start_client(["no-such-host.invalid", "5050", "60000"], b"hello\n",
+                                   namespace=namespace)
+        self.assertEqual(client.wait(10), 1, "stderr: %s" % client.stderr.text())
+        self.assertEqual(len(client.stderr.lines), 1, client.stderr.text())
+        self.assertRegex(client.stderr.lines[0], r"^client: getaddrinfo no-such-host\.invalid: \S")
+        self.assertEqual(client.stdout.lines, [])
+
     def test_ipv6_loopback(self):
         if not ipv6_loopback_works():
             self.skipTest("this machine has no IPv6 loopback")
@@ -207,6 +339,75 @@ class ConnectTests(LabTestCase):
         status, out, err = self.run_program(self.program("client"),
                                             ["localhost", str(server.port)], b"by name\n")
         self.assertEqual((status, out[1:]), (0, ["by name"]), "stderr: %s" % err)
+
+
+class AddressListTests(LabTestCase):
+    """A name with two addresses (a hosts file of the test's own, PrivateHosts): a refused
+    address is closed and the next one tried; one deadline covers them all."""
+    LESSON = LESSON
+
+    def test_a_refused_address_is_closed_and_the_next_one_is_tried(self):
+        self.require_linux_proc()
+        hosts = PrivateHosts(self)
+        first, second = hosts.addresses
+        for _ in range(5):  # the second address's port must be free on the first one too
+            server = self.start_server(["0", second])
+            refusing = socket.socket()  # bound, never listening: connections are refused
+            self.addCleanup(refusing.close)
+            try:
+                refusing.bind((first, server.port))
+                break
+            except OSError:
+                server.kill()
+        else:
+            self.fail("no port free on both %s and %s" % (first, second))
+        # unshare and sh exec the client: the pid is the client's.
+        client = self.start_client(hosts.arguments([self.program("client"), hosts.NAME,
+                                                    str(server.port), "5000"]),
+                                   path=hosts.unshare, keep_stdin_open=True)
+        client.stdout.expect(r"^connected to %s:%d$" % (second.replace(".", r"\."),
+                                                        server.port), 5, "the client's stdout")
+        sockets = [name for name in os.listdir("/proc/%d/fd" % client.pid)
+                   if os.readlink("/proc/%d/fd/%s" % (client.pid, name)).startswith("socket:")]
+        self.assertEqual(len(sockets), 1, "the refused address's socket must be closed: "
+                         "the client holds %d sockets" % len(sockets))
+        client.write(b"via the second address\n")
+        client.stdout.expect(r"^via the second address$", 3, "the client's stdout")
+        client.close_stdin()
+        self.assertEqual(client.wait(), 0, "stderr:\n%s" % client.stderr.text())
+
+    def test_one_deadline_covers_every_address_of_a_name(self):
+        # The first address never answers; the second would. A timeout per address would
+        # connect to the second after 1 s; one deadline gives up at 1 s, naming the first.
+        hosts = PrivateHosts(self)
+        first, second = hosts.addresses
+        for _ in range(5):
+            unanswered = UnansweredListener(first)
+            self.addCleanup(unanswered.close)
+            answering = socket.socket()  # listening: the kernel completes every handshake
+            self.addCleanup(answering.close)
+            try:
+                answering.bind((second, unanswered.port))
+                answering.listen(8)
+                break
+            except OSError:
+                unanswered.close()
+        else:
+            self.fail("no port free on both %s and %s" % (first, second))
+        client = self.start_client(hosts.arguments([self.program("client"), hosts.NAME,
+                                                    str(unanswered.port), "1000"]),
+                                   path=hosts.unshare, keep_stdin_open=True)
+        started = time.monotonic()
+        status = client.wait(1.0 + 1.0)
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, 1, "stdout: %s\nstderr: %s"
+                         % (client.stdout.text(), client.stderr.text()))
+        self.assertEqual(client.stderr.lines, ["client: connect %s:%d: timed out after 1000 ms"
+                                               % (first, unanswered.port)],
+                         "the message names the address the time was spent on")
+        self.assertEqual(client.stdout.lines, [])
+        self.assertGreaterEqual(elapsed, 0.9, "it must not give up before the timeout")
+        self.assertLess(elapsed, 1.0 + scaled(1.0))
 
 
 class DescriptorLimitTests(LabTestCase):
@@ -228,6 +429,36 @@ class DescriptorLimitTests(LabTestCase):
         self.assertEqual(status, 1, "stderr: %s" % err)
         self.assertEqual(out, [], "nothing is sent or printed")
         self.assertRegex("\n".join(err), r"client: descriptor \d+ is too big for select\(\)")
+
+    def run_with_lowest_free_descriptor(self, lowest, port):
+        """Runs the client with descriptors 3 to lowest - 1 taken, so its socket is lowest."""
+        wrapper = ("import os, resource, sys\n"
+                   "lowest = int(sys.argv[1])\n"
+                   "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+                   "resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))\n"
+                   "spare = os.open(os.devnull, os.O_RDONLY)\n"
+                   "for descriptor in range(3, lowest):\n"
+                   "    if descriptor == spare:\n"
+                   "        os.set_inheritable(spare, True)\n"
+                   "    else:\n"
+                   "        os.dup2(spare, descriptor)  # inheritable: kept across exec\n"
+                   "if spare >= lowest:\n"
+                   "    os.close(spare)\n"
+                   "os.execv(sys.argv[2], sys.argv[2:])\n")
+        return self.run_program(sys.executable, [
+            "-c", wrapper, str(lowest), self.program("client"), "127.0.0.1", str(port)],
+            b"hi\n")
+
+    def test_the_last_descriptor_select_takes_works_and_fd_setsize_is_refused(self):
+        # FD_SETSIZE is 1024: descriptors 0-1023 fit an fd_set, 1024 is the first that does not.
+        self.require_linux_proc()
+        server = self.start_server(path=peer_path("seed_threaded_server.py"))
+        status, out, err = self.run_with_lowest_free_descriptor(1023, server.port)
+        self.assertEqual((status, out[1:]), (0, ["hi"]), "socket 1023; stderr: %s" % err)
+        status, out, err = self.run_with_lowest_free_descriptor(1024, server.port)
+        self.assertEqual(status, 1, "socket 1024; stdout: %s, stderr: %s" % (out, err))
+        self.assertEqual(out, [], "nothing is sent or printed")
+        self.assertEqual(err, ["client: descriptor 1024 is too big for select()"])
 
 
 class EchoServerTests(LabTestCase):
@@ -390,6 +621,97 @@ class ResponsivenessTests(LabTestCase):
         expected = [line.decode() for line in typed.split(b"\n")[:-1]]
         self.assertEqual(client.stdout.lines[2:], expected, "every line answered, in order")
 
+    def test_a_full_socket_is_written_again_as_soon_as_the_server_reads(self):
+        # The server reads nothing until the client has stopped reading stdin (its socket and
+        # buffer are full), then reads silently to the end and answers with a count. Input is
+        # over by then, and nothing comes from the server: only writability can wake the
+        # client to send the rest. A client that never asks for it waits for ever.
+        self.require_linux_proc()
+        full = threading.Event()
+        self.addCleanup(full.set)
+
+        def count_after_a_pause(sock):
+            if not full.wait(scaled(30)):
+                return
+            received = 0
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += len(chunk)
+            sock.sendall(b"received %d bytes\n" % received)
+        server = ScriptedServer(self, count_after_a_pause, receive_buffer=4096)
+        client = self.start_client(["127.0.0.1", str(server.port)], keep_stdin_open=True)
+        typed = type_until_input_stops(client)
+        client.close_stdin()
+        full.set()
+        self.assertEqual(client.wait(10), 0, "stderr:\n%s" % client.stderr.text())
+        self.assertEqual(client.stdout.lines[1:], ["received %d bytes" % typed],
+                         "every typed byte reached the server")
+        self.join_threads()
+
+
+class MisbehavingServerTests(LabTestCase):
+    """Servers of the test's own that end or answer unlike an echo server: the client says
+    what happened, with the call that failed, and never claims success it did not have."""
+    LESSON = LESSON
+
+    def test_a_reply_longer_than_the_limit_is_named_and_the_client_goes_on(self):
+        def long_reply_then_echo(sock):
+            sock.sendall(b"r" * (2 * LINE_MAX) + b"\n")
+            echo_until_end(sock)
+        server = ScriptedServer(self, long_reply_then_echo)
+        status, out, err = self.run_program(self.program("client"),
+                                            ["127.0.0.1", str(server.port)], b"hello\nafter\n")
+        self.assertEqual((status, out[1:]),
+                         (0, ["(the server's reply was longer than %d bytes)" % LINE_MAX,
+                              "hello", "after"]), "stderr: %s" % err)
+        self.join_threads()
+
+    def test_a_reset_after_end_of_input_is_reported_with_the_call_and_exit_status_1(self):
+        # The server takes every line and the client's end of input, then resets instead of
+        # answering: the answers are lost, so this must not end like a finished conversation.
+        if under_emulator():
+            self.skipTest("under Wine the client's select() takes the reset's error, and recv() "
+                          "then sees a plain end of stream (every run here, 2026-12-03)")
+
+        def read_all_then_reset(sock):
+            data = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if data != b"one\ntwo\n":
+                raise AssertionError("the server got %r" % data)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server = ScriptedServer(self, read_all_then_reset)
+        status, out, err = self.run_program(self.program("client"),
+                                            ["127.0.0.1", str(server.port)], b"one\ntwo\n")
+        self.assertEqual(status, 1, "a reset is a failure; stdout: %s, stderr: %s" % (out, err))
+        self.assertEqual(len(err), 1, "stderr: %s" % err)
+        self.assertEqual(err[0], "client: recv: Connection reset by peer")
+        self.join_threads()
+
+    def test_a_reset_while_typed_bytes_wait_is_reported_as_a_failed_send(self):
+        # The server reads nothing until the client's socket and buffer are full, then
+        # resets: the client still holds typed bytes, and it is the send that fails.
+        self.require_linux_proc()
+        full = threading.Event()
+        self.addCleanup(full.set)
+
+        def reset_once_full(sock):
+            if full.wait(scaled(30)):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server = ScriptedServer(self, reset_once_full, receive_buffer=4096)
+        client = self.start_client(["127.0.0.1", str(server.port)], keep_stdin_open=True)
+        type_until_input_stops(client)
+        full.set()
+        self.assertEqual(client.wait(5), 1, "stderr: %s" % client.stderr.text())
+        self.assertEqual(len(client.stderr.lines), 1, client.stderr.text())
+        self.assertRegex(client.stderr.lines[0],
+                         r"^client: send: (Connection reset by peer|Broken pipe)$")
+
 
 class ServerTests(LabTestCase):
     """The lesson's server: lesson 03's iterative echo server, written with lab_listen().
@@ -437,6 +759,11 @@ class ServerTests(LabTestCase):
         server.stdout.expect(r"^client connected from 127\.0\.0\.1:\d+$")
         server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
         self.assertTrue(server.running())
+
+
+class ResourceTests(OutOfDescriptorsCheck, LabTestCase):
+    """The server keeps lesson 03's policy: out of descriptors, it ends with a message."""
+    LESSON = LESSON
 
 
 class HostileClientTests(HostileClientChecks, LabTestCase):
