@@ -82,9 +82,9 @@ RECEIVE_CALLS = ("recvfrom", "recvmsg", "read")
 SEND_CALLS = ("sendto", "sendmsg", "write")
 
 
-def count_receives(test, pid, workload, names=RECEIVE_CALLS):
-    """Runs workload() while strace counts the receive calls (or the calls named) of process
-    pid; returns the count. Skips the test where strace is missing or may not trace."""
+def count_calls(test, pid, names, workload):
+    """Runs workload() while strace -c -f counts the named system calls of process pid;
+    returns {name: count}. Skips the test where strace is missing or may not trace."""
     strace = shutil.which("strace")
     if strace is None:
         test.skipTest("needs strace to count system calls (Debian: apt-get install strace)")
@@ -103,13 +103,18 @@ def count_receives(test, pid, workload, names=RECEIVE_CALLS):
         tracer.wait(15)
     finally:
         tracer.kill()
-    calls = 0
+    counts = dict.fromkeys(names, 0)
     with open(summary) as table:
         for line in table:
             fields = line.split()
-            if len(fields) >= 5 and fields[-1] in names:
-                calls += int(fields[3])
-    return calls
+            if len(fields) >= 5 and fields[-1] in counts:
+                counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def count_receives(test, pid, workload, names=RECEIVE_CALLS):
+    """The receive calls (or the calls named) of process pid while workload() runs, summed."""
+    return sum(count_calls(test, pid, names, workload).values())
 
 
 def process_state(pid):

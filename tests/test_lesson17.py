@@ -12,19 +12,15 @@ import errno
 import os
 import re
 import resource
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
-import threading
 
-from eventloop import CONNECTED, DISCONNECTED, EventLoopChecks, connect_many, echo_rounds
+from eventloop import EventLoopChecks, connect_many, count_calls, echo_rounds
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LoopBackoffCheck,
-                     MutationChecks, Program, fill_until_blocked, open_descriptor_count,
-                     rss_bytes, run_suite, sanitizer, scaled, wait_until)
+                     MutationChecks, QuietServerCheck, fill_until_blocked,
+                     open_descriptor_count, rss_bytes, run_suite, sanitizer, scaled, wait_until)
 from polling import median_ms, round_trip_times
 
 LESSON = "17-io-uring"
@@ -129,50 +125,9 @@ class CommandLineTests(CommandLineChecks, IoUringTestCase):
     pass
 
 
-class QuietTests(IoUringTestCase):
-    """Clients coming and going are news on stdout, never on stderr: a cancelled receive,
-    a multishot that ended, a buffer ring that ran dry are the normal case, not errors."""
-
-    def test_clients_coming_and_going_leave_the_servers_stderr_empty(self):
-        server = self.start_server()
-        for number in range(3):
-            connection = self.connect(server)
-            server.stdout.expect(CONNECTED, what="the server's stdout")
-            echo_rounds([connection], tag="client %d" % number)
-            connection.close()
-            server.stdout.expect(DISCONNECTED, what="the server's stdout")
-        self.assertEqual(server.stderr.lines, [], "the server's stderr")
-
-
-def count_calls(test, pid, calls, workload):
-    """Runs workload() while strace -c -f counts the named system calls of process pid;
-    returns {call: count}. Skips the test where strace is missing or may not trace."""
-    strace = shutil.which("strace")
-    if strace is None:
-        test.skipTest("needs strace to count system calls (Debian: apt-get install strace)")
-    scratch = tempfile.mkdtemp(prefix="lab-strace-")
-    test.addCleanup(shutil.rmtree, scratch, True)
-    summary = os.path.join(scratch, "strace.txt")
-    tracer = Program([strace, "-c", "-f", "-e", "trace=" + ",".join(calls), "-o", summary,
-                      "-p", str(pid)])
-    try:
-        try:
-            tracer.stderr.expect(r"Process \d+ attached", 10, "strace's stderr")
-        except AssertionError:
-            test.skipTest("strace cannot trace here: %s" % tracer.stderr.text().strip())
-        workload()
-        tracer.process.send_signal(signal.SIGINT)  # strace detaches and writes its table
-        tracer.wait(15)
-    finally:
-        tracer.kill()
-    counts = dict.fromkeys(calls, 0)
-    with open(summary) as table:
-        for line in table:
-            fields = line.split()
-            if len(fields) >= 5 and fields[-1] in counts:
-                counts[fields[-1]] = int(fields[3])
-    return counts
-
+class QuietTests(QuietServerCheck, IoUringTestCase):
+    """A cancelled receive, a multishot that ended or a buffer ring that ran dry is the
+    normal case, not an error: clients coming and going leave stderr empty."""
 
 class CompletionTests(IoUringTestCase):
     """What completion I/O changes: the server makes no recv() or send() call of its own, one
