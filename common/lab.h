@@ -142,6 +142,10 @@ void lab_announce_listening(lab_socket listener);
 /* Prints "connected to ADDRESS:PORT": which of a name's addresses the socket reached. */
 void lab_announce_connected(lab_socket server);
 
+/* Lesson 01's listener for "server [PORT [BIND-ADDRESS]]" (IPv4 only, default 5050 and
+ * 127.0.0.1): socket, bind, listen with a backlog of 1; exits with a message on failure. */
+lab_socket lab_listen_ipv4(int argc, char **argv);
+
 /* ---- stream -------------------------------------------------------------------------- */
 
 /* Longest line the lab accepts, without its "\n" or "\r\n". */

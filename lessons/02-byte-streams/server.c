@@ -4,10 +4,11 @@
  * Shows that TCP carries a stream of bytes, not messages: one send() may arrive in many
  * recv()s and many sends in one recv(). The server answers each line with the same line,
  * correct however the bytes were cut, because of two pieces written out here in full:
- *   send_all()   - send() may take only part of the buffer; send the rest too;
  *   read_line()  - keep a per-connection buffer, receive as much as fits, hand out one
- *                  line at a time and keep the bytes after it for the next call.
+ *                  line at a time and keep the bytes after it for the next call;
+ *   send_all()   - send() may take only part of the buffer; send the rest too.
  * A line longer than LAB_LINE_MAX (1024) bytes gets LAB_LINE_TOO_LONG_REPLY and is skipped.
+ * Lesson 01's socket, bind and listen now come from common/ (lab_listen_ipv4).
  *
  * Run:    build/lessons/02-byte-streams/server [PORT [BIND-ADDRESS]]   (5050 127.0.0.1)
  *         then: build/lessons/02-byte-streams/client   (or: nc 127.0.0.1 5050)
@@ -30,25 +31,6 @@ static void print_usage(void)
            "a free port). Answers every line with the same line; a line over %d bytes is\n"
            "answered with an error line. Exits when the client disconnects.\n",
            DEFAULT_ADDRESS, DEFAULT_PORT, LAB_LINE_MAX);
-}
-
-/* Sends all len bytes. send() returns how many it took, which may be fewer than asked:
- * the seed's send(s, buf, BUFSIZ, 0) both ignores that and sends bytes past the text. */
-static int send_all(lab_socket peer, const char *data, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > INT_MAX ? INT_MAX : (int)len; /* Winsock's send() takes an int */
-        lab_io_size sent = send(peer, data, chunk, 0);
-        if (sent < 0) {
-            if (lab_error_is_interrupt(lab_last_error())) {
-                continue; /* a signal arrived before anything was sent: just retry */
-            }
-            return -1;
-        }
-        data += sent;
-        len -= (size_t)sent;
-    }
-    return 0;
 }
 
 /* One connection's bytes that have arrived but are not yet handed out as lines. */
@@ -89,7 +71,7 @@ static enum lab_line_status take_line(struct line_reader *reader, char *line, si
     size_t consumed = (size_t)(newline - reader->bytes) + 1;
     size_t line_length = consumed - 1;
     if (line_length > 0 && reader->bytes[line_length - 1] == '\r') {
-        line_length--;
+        line_length--; /* telnet sends "\r\n" */
     }
     if (line_length > LAB_LINE_MAX) {
         drop_front(reader, consumed);
@@ -102,6 +84,22 @@ static enum lab_line_status take_line(struct line_reader *reader, char *line, si
     return LAB_LINE_READY;
 }
 
+/* Receives as much as fits in one recv(): half a line, or ten. Returns what recv() did. */
+static lab_io_size fill(struct line_reader *reader, lab_socket peer)
+{
+    size_t space = sizeof reader->bytes - reader->used;
+    for (;;) {
+        lab_io_size received = recv(peer, reader->bytes + reader->used, (int)space, 0);
+        if (received < 0 && lab_error_is_interrupt(lab_last_error())) {
+            continue; /* a signal arrived before any byte did: just retry */
+        }
+        if (received > 0) {
+            reader->used += (size_t)received;
+        }
+        return received;
+    }
+}
+
 /* Returns the next line, receiving more bytes only when no whole line is buffered. */
 static enum lab_line_status read_line(struct line_reader *reader, lab_socket peer, char *line,
                                       size_t *length)
@@ -111,81 +109,60 @@ static enum lab_line_status read_line(struct line_reader *reader, lab_socket pee
         if (status != LAB_LINE_NEED_MORE) {
             return status;
         }
-        /* Ask for as much as fits: one recv() may bring half a line or ten lines. */
-        size_t space = sizeof reader->bytes - reader->used;
-        lab_io_size received = recv(peer, reader->bytes + reader->used, (int)space, 0);
+        lab_io_size received = fill(reader, peer);
         if (received == 0) {
             return LAB_LINE_CLOSED;
         }
         if (received < 0) {
-            if (lab_error_is_interrupt(lab_last_error())) {
-                continue;
-            }
             return LAB_LINE_ERROR;
         }
-        reader->used += (size_t)received;
     }
 }
 
+/* Sends all len bytes. send() returns how many it took, which may be fewer than asked:
+ * the seed's send(s, buf, BUFSIZ, 0) both ignores that and sends bytes past the text. */
+static int send_all(lab_socket peer, const char *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > INT_MAX ? INT_MAX : (int)len; /* Winsock's send() takes an int */
+        lab_io_size sent = send(peer, data, chunk, 0);
+        if (sent < 0) {
+            if (lab_error_is_interrupt(lab_last_error())) {
+                continue;
+            }
+            return -1;
+        }
+        data += sent;
+        len -= (size_t)sent;
+    }
+    return 0;
+}
+
 /* Echoes lines until the client leaves or a call fails (then warns, naming peer). */
-static void echo_lines(lab_socket client, const char *peer)
+static void serve_client(lab_socket client, const char *peer)
 {
     struct line_reader reader = {.used = 0, .discarding = 0};
     char line[LAB_LINE_MAX + 2];
     size_t length;
     for (;;) {
         enum lab_line_status status = read_line(&reader, client, line, &length);
-        int send_status;
+        int sent;
         if (status == LAB_LINE_READY) {
-            line[length] = '\n'; /* send the bytes we got, plus the end of line */
-            send_status = send_all(client, line, length + 1);
+            line[length] = '\n';
+            sent = send_all(client, line, length + 1);
         } else if (status == LAB_LINE_TOO_LONG) {
-            send_status =
-                send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
+            sent = send_all(client, LAB_LINE_TOO_LONG_REPLY, strlen(LAB_LINE_TOO_LONG_REPLY));
+        } else if (status == LAB_LINE_CLOSED) {
+            return;
         } else {
-            if (status == LAB_LINE_ERROR) {
-                lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
-            }
+            lab_warn("recv", peer, lab_last_error()); /* e.g. reset by the client */
             return;
         }
-        if (send_status != 0) {
+        if (sent != 0) {
             lab_warn("send", peer, lab_last_error());
             return;
         }
     }
-}
-
-/* socket + bind + listen on an IPv4 address, as in lesson 01. */
-static lab_socket open_listener(int argc, char **argv)
-{
-    unsigned short port = DEFAULT_PORT;
-    const char *host = argc > 2 ? argv[2] : DEFAULT_ADDRESS;
-    if (argc > 3) {
-        lab_usage_error("too many arguments", NULL);
-    }
-    if (argc > 1 && lab_parse_port(argv[1], &port) != 0) {
-        lab_usage_error("invalid port (expected 0-65535)", argv[1]);
-    }
-    struct sockaddr_in address;
-    memset(&address, 0, sizeof address);
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    if (inet_pton(AF_INET, host, &address.sin_addr) != 1) {
-        lab_usage_error("not an IPv4 address (lesson 03 adds names and IPv6)", host);
-    }
-    char where[LAB_ADDRESS_TEXT];
-    lab_address_text((struct sockaddr *)&address, where, sizeof where);
-    lab_socket listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    if (!lab_socket_ok(listener)) {
-        lab_die("socket", NULL, lab_last_error());
-    }
-    if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0) {
-        lab_die("bind", where, lab_last_error());
-    }
-    if (listen(listener, 1) != 0) {
-        lab_die("listen", where, lab_last_error());
-    }
-    return listener;
 }
 
 int main(int argc, char **argv)
@@ -196,23 +173,25 @@ int main(int argc, char **argv)
         return 0;
     }
 #ifdef SIGPIPE
-    signal(SIGPIPE, SIG_IGN); /* send() to a departed client fails instead (lesson 03) */
+    /* A send() to a client that has gone would raise SIGPIPE and kill us silently;
+     * ignored, it fails with EPIPE instead. Lesson 03 explains this policy. */
+    signal(SIGPIPE, SIG_IGN);
 #endif
-    lab_socket listener = open_listener(argc, argv);
+    lab_socket listener = lab_listen_ipv4(argc, argv); /* lesson 01's socket, bind, listen */
     lab_announce_listening(listener);
 
-    struct sockaddr_storage client_address;
+    struct sockaddr_in client_address;
     socklen_t client_address_size = sizeof client_address;
     lab_socket client = accept(listener, (struct sockaddr *)&client_address, &client_address_size);
     if (!lab_socket_ok(client)) {
         lab_die("accept", NULL, lab_last_error());
     }
-    lab_close(listener);
-    char peer[LAB_ADDRESS_TEXT];
-    lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer);
-    printf("client connected from %s\n", peer);
+    lab_close(listener); /* one client only: stop accepting more */
 
-    echo_lines(client, peer);
+    char peer[LAB_ADDRESS_TEXT];
+    printf("client connected from %s\n",
+           lab_address_text((struct sockaddr *)&client_address, peer, sizeof peer));
+    serve_client(client, peer);
     printf("client %s disconnected\n", peer);
     lab_close(client);
     return 0;

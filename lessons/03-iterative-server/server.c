@@ -108,7 +108,7 @@ static int accept_error_is_fatal(int error_code)
 #endif
 }
 
-/* Echoes lines until the client leaves or fails; never ends the server. */
+/* Echoes lines until the client leaves or a call fails (then warns, naming peer). */
 static void serve_client(lab_socket client, const char *peer)
 {
     struct lab_line_reader reader;
