@@ -1,17 +1,12 @@
 /*
  * Lesson 04 - the non-blocking server: one client at a time, and no call ever waits.
  *
- * Shows what changes when sockets are non-blocking:
- *   - O_NONBLOCK (fcntl) on POSIX, FIONBIO (ioctlsocket) on Windows, set on the listening
- *     socket AND on each accepted one;
- *   - accept(), recv() and send() return at once; "nothing yet" comes back as an error
- *     code (EAGAIN/EWOULDBLOCK, WSAEWOULDBLOCK) that is normal, not a failure;
- *   - so a client's state must outlive each call: its partial line (struct lab_line_reader)
- *     and the answers its socket has not taken yet (struct output, below);
- *   - a polling loop that pauses POLL_INTERVAL_MS when a round found nothing to do: the
- *     trade between CPU burnt while idle and delay added to each reply.
- * Clients are still served one after another, as in lesson 03: the next one waits in the
- * backlog. Lesson 05 keeps this loop and serves a list of clients with it.
+ * Shows non-blocking sockets (O_NONBLOCK with fcntl on POSIX, FIONBIO on Windows, set on
+ * the listening socket AND on each accepted one): accept(), recv() and send() return at
+ * once, and "nothing yet" comes back as an error code (EAGAIN/EWOULDBLOCK, WSAEWOULDBLOCK)
+ * that is normal. So a client's state outlives each call (struct client), and a polling
+ * loop pauses POLL-MS after an idle round: CPU burnt while idle against delay added to
+ * each reply. One client at a time, as in lesson 03.
  *
  * Run:    build/lessons/04-nonblocking-server/server [PORT [BIND-ADDRESS [POLL-MS]]]
  *         (default 5050 127.0.0.1 10), e.g. server 5050 127.0.0.1 200
@@ -21,29 +16,25 @@
 
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
 #include <fcntl.h>
 #endif
 
-#define POLL_INTERVAL_MS 10          /* the pause after a round that found nothing to do */
-#define POLL_INTERVAL_LIMIT_MS 10000 /* the longest pause the command line accepts */
-
-#define OUTPUT_MAX (16 * 1024)        /* answers waiting for the client's socket to take them */
+#define POLL_INTERVAL_MS 10           /* the pause after a round that found nothing to do */
+#define POLL_INTERVAL_LIMIT_MS 10000  /* the longest pause the command line accepts */
+#define OUTPUT_MAX (16 * 1024)        /* answers waiting for the socket; at most LAB_OUTPUT_MAX */
 #define ANSWER_MAX (LAB_LINE_MAX + 1) /* the longest answer: a whole line and its "\n" */
 
 static void print_usage(void)
 {
     printf("usage: server [PORT [BIND-ADDRESS [POLL-MS]]]\n"
            "Echo server with non-blocking sockets: serves clients one after another, for\n"
-           "ever, on BIND-ADDRESS:PORT (default %s:%s; port 0 picks a free port).\n"
-           "POLL-MS (default %d, 0-%d) is how long the loop pauses when it found nothing\n"
-           "to do: longer pauses use less CPU while idle but delay each reply more.\n",
+           "ever, on BIND-ADDRESS:PORT (default %s:%s; port 0 picks a free port). POLL-MS\n"
+           "(default %d, 0-%d) is the pause after a round that found nothing to do: longer\n"
+           "pauses use less CPU while idle but delay each reply more.\n",
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT, POLL_INTERVAL_MS, POLL_INTERVAL_LIMIT_MS);
 }
-
-/* ---- non-blocking mode ----------------------------------------------------------------- */
 
 /* Makes every later call on s return at once instead of waiting; returns 0 or -1. */
 static int set_nonblocking(lab_socket s)
@@ -60,162 +51,83 @@ static int set_nonblocking(lab_socket s)
 #endif
 }
 
-/* True when error_code means "the call would have had to wait": try again later. */
+/* True when error_code means "the call would have had to wait": try again later. POSIX lets
+ * EAGAIN and EWOULDBLOCK be different numbers (on Linux they are the same). */
 static int is_would_block(int error_code)
 {
 #ifdef _WIN32
     return error_code == WSAEWOULDBLOCK;
 #else
-    /* POSIX lets the two names be different numbers (on Linux they are the same). */
     return error_code == EAGAIN || error_code == EWOULDBLOCK;
 #endif
 }
 
-/* ---- pending output: what send() did not take yet --------------------------------------- */
-
-/* Answers waiting to be sent; the same contract as struct lab_output in common/. */
-struct output {
-    char bytes[OUTPUT_MAX];
-    size_t used;
-};
-
-/* Appends len bytes if they fit; returns 0, or -1 (and appends nothing) if they do not. */
-static int output_append(struct output *output, const void *data, size_t len)
-{
-    if (len > sizeof output->bytes - output->used) {
-        return -1;
-    }
-    memcpy(output->bytes + output->used, data, len);
-    output->used += len;
-    return 0;
-}
-
-/* Sends as much as the socket takes now; returns 0 (maybe some left) or -1 on error. */
-static int output_flush(struct output *output, lab_socket s)
-{
-    size_t sent_total = 0;
-    while (sent_total < output->used) {
-        lab_io_size sent = send(s, output->bytes + sent_total, (int)(output->used - sent_total), 0);
-        if (sent < 0) {
-            int error_code = lab_last_error();
-            if (lab_error_is_interrupt(error_code)) {
-                continue;
-            }
-            if (!is_would_block(error_code)) {
-                return -1;
-            }
-            break; /* the socket's send buffer is full: the rest goes in a later round */
-        }
-        sent_total += (size_t)sent; /* a short send: loop, and the next send() tells */
-    }
-    memmove(output->bytes, output->bytes + sent_total, output->used - sent_total);
-    output->used -= sent_total;
-    return 0;
-}
-
-/* ---- one client ------------------------------------------------------------------------- */
-
 /* Everything the server must remember about a client between two rounds of the loop. */
 struct client {
     lab_socket socket;            /* LAB_INVALID_SOCKET while nobody is being served */
-    struct lab_line_reader input; /* bytes received but not yet a whole line */
-    struct output output;         /* answers the socket has not taken yet */
+    struct lab_line_reader input; /* bytes received but not yet a whole line (lesson 02) */
+    struct lab_output output;     /* answers the socket has not taken yet (nonblock.c) */
     int input_ended;              /* the client sent EOF: finish its answers, then close */
     char peer[LAB_ADDRESS_TEXT];
 };
 
-/* What one round did for a client. */
-enum round_result {
-    ROUND_IDLE,       /* nothing: no bytes in, none out */
-    ROUND_BUSY,       /* something moved: go round again at once */
-    ROUND_CLIENT_GONE /* the client left or failed: close it */
-};
-
-/* Answers the whole lines already received while their answers fit in the output; sets
- * *needs_input when no whole line is left. Returns 1 if it answered any line. */
-static int answer_lines(struct client *client, int *needs_input)
+/* Answers the whole lines received while their answers fit. Backpressure: a client that
+ * does not read is then not read either (needs_input, below); our memory stays bounded. */
+static void answer_lines(struct client *client)
 {
     char line[LAB_LINE_MAX + 2];
     size_t length;
-    int answered = 0;
-    *needs_input = 0;
-    /* Backpressure: a line is taken only when its longest answer fits. A client that sends
-     * but does not read is then no longer read either: its lines wait in the kernel's
-     * buffers, then in its own, and this server's memory stays bounded. */
-    while (sizeof client->output.bytes - client->output.used >= ANSWER_MAX) {
+    while (OUTPUT_MAX - client->output.used >= ANSWER_MAX) {
         enum lab_line_status status = lab_line_take(&client->input, line, &length);
+        if (status == LAB_LINE_NEED_MORE) {
+            return;
+        }
         if (status == LAB_LINE_READY) {
             line[length] = '\n';
-            output_append(&client->output, line, length + 1); /* fits: checked above */
-        } else if (status == LAB_LINE_TOO_LONG) {
-            output_append(&client->output, LAB_LINE_TOO_LONG_REPLY,
-                          strlen(LAB_LINE_TOO_LONG_REPLY));
+            lab_output_append(&client->output, line, length + 1); /* fits: see the while */
         } else {
-            *needs_input = 1;
-            break;
+            lab_output_append(&client->output, LAB_LINE_TOO_LONG_REPLY,
+                              strlen(LAB_LINE_TOO_LONG_REPLY));
         }
-        answered = 1;
     }
-    return answered;
-}
-
-/* Receives what has arrived, if anything; returns ROUND_BUSY, ROUND_IDLE or, on an error,
- * ROUND_CLIENT_GONE. End of file is remembered in client->input_ended. */
-static enum round_result receive_input(struct client *client)
-{
-    lab_io_size received = lab_line_fill(&client->input, client->socket);
-    if (received > 0) {
-        return ROUND_BUSY;
-    }
-    if (received == 0) {
-        client->input_ended = 1; /* maybe only half-closed: it may still read our answers */
-        return ROUND_BUSY;
-    }
-    int error_code = lab_last_error();
-    if (is_would_block(error_code)) {
-        return ROUND_IDLE; /* nothing has arrived: normal, not an error */
-    }
-    lab_warn("recv", client->peer, error_code); /* e.g. reset by the client */
-    return ROUND_CLIENT_GONE;
 }
 
 /* One round for the client: answer, receive, answer, send - each only as far as it goes
- * without waiting. */
-static enum round_result serve_round(struct client *client)
+ * without waiting. Returns 1 if anything moved, 0 if nothing did, -1 if the client is gone. */
+static int serve_round(struct client *client)
 {
-    int needs_input;
-    int busy = answer_lines(client, &needs_input); /* lines held back last round, if any */
+    answer_lines(client); /* lines held back last round, if any */
+    int needs_input = OUTPUT_MAX - client->output.used >= ANSWER_MAX; /* no whole line left */
+    lab_io_size received = -1; /* -1: nothing received this round */
     if (needs_input && !client->input_ended) {
-        enum round_result received = receive_input(client);
-        if (received == ROUND_CLIENT_GONE) {
-            return ROUND_CLIENT_GONE;
+        received = lab_line_fill(&client->input, client->socket);
+        int error_code = lab_last_error(); /* read at once: only meaningful when received < 0 */
+        if (received < 0 && !is_would_block(error_code)) {
+            lab_warn("recv", client->peer, error_code); /* e.g. reset by the client */
+            return -1;
         }
-        if (received == ROUND_BUSY) {
-            busy = 1;
-            answer_lines(client, &needs_input);
-        }
+        client->input_ended = received == 0; /* maybe half-closed: it may still read answers */
+        answer_lines(client);
+        needs_input = OUTPUT_MAX - client->output.used >= ANSWER_MAX;
     }
+    /* lab_output_flush(): send() until the socket would block; the rest waits, in order. */
     size_t pending = client->output.used;
-    if (output_flush(&client->output, client->socket) != 0) {
+    if (lab_output_flush(&client->output, client->socket) != 0) {
         lab_warn("send", client->peer, lab_last_error()); /* EPIPE: SIGPIPE is ignored */
-        return ROUND_CLIENT_GONE;
-    }
-    if (client->output.used < pending) {
-        busy = 1;
+        return -1;
     }
     if (client->input_ended && needs_input && client->output.used == 0) {
-        return ROUND_CLIENT_GONE; /* every line answered and every answer sent */
+        return -1; /* every line answered and every answer sent */
     }
-    return busy ? ROUND_BUSY : ROUND_IDLE;
+    return received >= 0 || client->output.used < pending; /* bytes in, end of file or out */
 }
 
 /* Accepts the next client if one is waiting; returns 1 if it did. */
 static int accept_client(lab_socket listener, struct client *client)
 {
-    struct sockaddr_storage client_address;
-    socklen_t client_address_size = sizeof client_address;
-    lab_socket accepted =
-        accept(listener, (struct sockaddr *)&client_address, &client_address_size);
+    struct sockaddr_storage address;
+    socklen_t address_size = sizeof address;
+    lab_socket accepted = accept(listener, (struct sockaddr *)&address, &address_size);
     if (!lab_socket_ok(accepted)) {
         int error_code = lab_last_error();
         if (lab_error_is_out_of_descriptors(error_code)) {
@@ -226,10 +138,9 @@ static int accept_client(lab_socket listener, struct client *client)
         }
         return 0;
     }
-    lab_address_text((struct sockaddr *)&client_address, client->peer, sizeof client->peer);
-    /* On Linux an accepted socket does NOT inherit O_NONBLOCK from the listener (on Windows
-     * and the BSDs it does). Without this call recv() would wait for the client, and the
-     * loop would stop. Setting it explicitly is right everywhere. */
+    lab_address_text((struct sockaddr *)&address, client->peer, sizeof client->peer);
+    /* On Linux an accepted socket does NOT inherit O_NONBLOCK (on Windows and the BSDs it
+     * does): without this call recv() would wait for the client and stop the loop. */
     if (set_nonblocking(accepted) != 0) {
         lab_warn("set non-blocking", client->peer, lab_last_error());
         lab_close(accepted);
@@ -243,14 +154,6 @@ static int accept_client(lab_socket listener, struct client *client)
     return 1;
 }
 
-/* Closes the client's socket and frees its place for the next client. */
-static void drop_client(struct client *client)
-{
-    lab_close(client->socket);
-    client->socket = LAB_INVALID_SOCKET;
-    printf("client %s disconnected\n", client->peer);
-}
-
 int main(int argc, char **argv)
 {
     lab_startup("server");
@@ -258,8 +161,7 @@ int main(int argc, char **argv)
         print_usage();
         return 0;
     }
-    const char *port;
-    const char *host;
+    const char *port, *host;
     long poll_interval_ms = POLL_INTERVAL_MS;
     lab_server_arguments(argc, argv, 1, &port, &host); /* lesson 03's checks, in common/ */
     if (argc > 3 && lab_parse_count(argv[3], POLL_INTERVAL_LIMIT_MS, &poll_interval_ms) != 0) {
@@ -274,19 +176,20 @@ int main(int argc, char **argv)
     }
     lab_announce_listening(listener);
 
-    struct client client;
-    client.socket = LAB_INVALID_SOCKET;
+    static struct client client = {.socket = LAB_INVALID_SOCKET}; /* static: 16 KB of output */
     for (;;) {
         int busy = 0;
         if (!lab_socket_ok(client.socket)) {
             busy = accept_client(listener, &client); /* returns at once if nobody waits */
         }
         if (lab_socket_ok(client.socket)) {
-            enum round_result result = serve_round(&client);
-            if (result == ROUND_CLIENT_GONE) {
-                drop_client(&client);
+            int result = serve_round(&client);
+            if (result < 0) {
+                lab_close(client.socket);
+                client.socket = LAB_INVALID_SOCKET;
+                printf("client %s disconnected\n", client.peer);
             }
-            busy |= result != ROUND_IDLE;
+            busy |= result != 0;
         }
         if (!busy) {
             /* A round found nothing to do. Asking again at once would spin at 100% CPU;
