@@ -2,16 +2,12 @@
  * Lesson 06 - thread per client: every accepted client gets a thread of its own.
  *
  * Shows the one change that lets lesson 03's iterative server serve clients at the same
- * time: the accept loop no longer serves the client itself; it hands the client to a new
- * thread and goes straight back to accept(). What the thread runs is lesson 03's
- * serve_client(), unchanged, now lab_serve_echo_client() in common/. What comes with it:
- *   - starting a thread: pthread_create() and pthread_detach() on POSIX, _beginthreadex()
- *     on Windows, written out here (later lessons call common/'s lab_thread_start());
- *   - passing the socket safely: each thread gets its own heap block (socket and address
- *     text) that nobody else touches, and frees it when the client is gone;
- *   - shared state under a lock: the number of connected clients, client_count, changes in
- *     the accept loop and in every thread, so only while holding client_count_lock (a
- *     pthread_mutex_t, or a CRITICAL_SECTION on Windows);
+ * time: the accept loop hands each client to a new thread and goes straight back to
+ * accept(). The thread runs lesson 03's serve_client(), now lab_serve_echo_client(). New:
+ *   - starting a thread: pthread_create() and pthread_detach(), or _beginthreadex();
+ *   - passing the socket safely: each thread gets a heap block of its own, and frees it;
+ *   - shared state under a lock: client_count changes in the accept loop and in every
+ *     thread, so only while holding client_count_lock (pthread mutex, CRITICAL_SECTION);
  *   - a thread that cannot start costs one client, never the server;
  *   - out of descriptors, the loop pauses and tries again (lab_accept(), lesson 05) instead
  *     of ending as lesson 03's does: the threads give descriptors back as clients leave.
@@ -38,13 +34,16 @@ struct client {
     char peer[LAB_ADDRESS_TEXT]; /* "ADDR:PORT", for messages */
 };
 
+/* A lock: a pthread mutex on POSIX, a CRITICAL_SECTION on Windows. */
+#ifdef _WIN32
+typedef CRITICAL_SECTION mutex_type;
+#else
+typedef pthread_mutex_t mutex_type;
+#endif
+
 /* Shared by the accept loop and every client thread: read or change it only while holding
  * client_count_lock. Without the lock two "++"s at once can lose one (a data race). */
-#ifdef _WIN32
-static CRITICAL_SECTION client_count_lock;
-#else
-static pthread_mutex_t client_count_lock;
-#endif
+static mutex_type client_count_lock;
 static int client_count;
 
 static void print_usage(void)
@@ -56,32 +55,32 @@ static void print_usage(void)
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
-/* The three things done with the lock: set it up once, before any thread exists; take it,
+/* The three things done with a lock: set it up once, before any thread exists; take it,
  * waiting while another thread holds it; give it back. */
-static void init_client_count_lock(void)
+static void mutex_init(mutex_type *mutex)
 {
 #ifdef _WIN32
-    InitializeCriticalSection(&client_count_lock);
+    InitializeCriticalSection(mutex);
 #else
-    pthread_mutex_init(&client_count_lock, NULL);
+    pthread_mutex_init(mutex, NULL);
 #endif
 }
 
-static void lock_client_count(void)
+static void mutex_lock(mutex_type *mutex)
 {
 #ifdef _WIN32
-    EnterCriticalSection(&client_count_lock);
+    EnterCriticalSection(mutex);
 #else
-    pthread_mutex_lock(&client_count_lock);
+    pthread_mutex_lock(mutex);
 #endif
 }
 
-static void unlock_client_count(void)
+static void mutex_unlock(mutex_type *mutex)
 {
 #ifdef _WIN32
-    LeaveCriticalSection(&client_count_lock);
+    LeaveCriticalSection(mutex);
 #else
-    pthread_mutex_unlock(&client_count_lock);
+    pthread_mutex_unlock(mutex);
 #endif
 }
 
@@ -90,19 +89,19 @@ static void unlock_client_count(void)
  * POSIX stdio (and the Windows C runtime) lock as a whole: lines never mix. */
 static void client_arrived(const char *peer)
 {
-    lock_client_count();
+    mutex_lock(&client_count_lock);
     client_count++;
     printf("client connected from %s (%d connected)\n", peer, client_count);
-    unlock_client_count();
+    mutex_unlock(&client_count_lock);
 }
 
 /* Counts a client out and says so; called once for every client_arrived(). */
 static void client_left(const char *peer)
 {
-    lock_client_count();
+    mutex_lock(&client_count_lock);
     client_count--;
     printf("client %s disconnected (%d connected)\n", peer, client_count);
-    unlock_client_count();
+    mutex_unlock(&client_count_lock);
 }
 
 /* The body of a client's thread, in the shape each system asks for: one pointer in, a
@@ -180,7 +179,7 @@ int main(int argc, char **argv)
      * client's loop ends. */
     signal(SIGPIPE, SIG_IGN);
 #endif
-    init_client_count_lock();                     /* before the first thread can exist */
+    mutex_init(&client_count_lock);               /* before the first thread can exist */
     lab_socket listener = lab_listen(host, port); /* lesson 03's getaddrinfo, bind, listen */
     lab_announce_listening(listener);
 
