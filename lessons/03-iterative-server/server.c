@@ -70,16 +70,15 @@ static lab_socket listen_on(const struct addrinfo *address, const char **failed_
 /* Resolves host:port and listens on the first of its addresses that works. */
 static lab_socket open_listener(const char *host, const char *port)
 {
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
+    struct addrinfo hints = {0};     /* every field we do not set: 0 or NULL */
     hints.ai_family = AF_UNSPEC;     /* IPv4 or IPv6: whatever host names */
     hints.ai_socktype = SOCK_STREAM; /* TCP */
     hints.ai_flags = AI_PASSIVE;     /* an address to bind(), not to connect() to */
-    struct addrinfo *addresses;
+    struct addrinfo *addresses = NULL;
     int status = getaddrinfo(host, port, &hints, &addresses);
     if (status != 0) {
-        fprintf(stderr, "server: getaddrinfo %s: %s\n", host, gai_strerror(status));
-        exit(1);
+        fprintf(stderr, "%s: getaddrinfo %s: %s\n", lab_program(), host, gai_strerror(status));
+        exit(EXIT_FAILURE); /* gai_strerror(): getaddrinfo's codes are not errno values */
     }
     const char *failed_call = "bind";
     int error_code = 0;
