@@ -2,9 +2,9 @@
 import socket
 import time
 
-from labtest import (CommandLineChecks, EchoClientLoopChecks, HostileClientChecks, LabTestCase,
-                     LINE_MAX, OneAtATimeChecks, OutOfDescriptorsCheck, TOO_LONG_REPLY,
-                     under_emulator)
+from labtest import (DefaultArgumentChecks, EchoClientLoopChecks, HostileClientChecks,
+                     LabTestCase, LINE_MAX, NameChecks, OneAtATimeChecks, OutOfDescriptorsCheck,
+                     TOO_LONG_REPLY, open_descriptor_count, under_emulator)
 
 LESSON = "03-iterative-server"
 
@@ -74,10 +74,28 @@ class HostileClientTests(HostileClientChecks, LabTestCase):
             pass  # both buffers full: the server is blocked sending to us
         connection.reset()
         self.assert_next_client_served()
+        # It was blocked in send() when the reset came: that call fails and is named.
+        self.server.stderr.expect(r"^server: send 127\.0\.0\.1:\d+: ", what="the failed send")
 
 
 class ResourceTests(OutOfDescriptorsCheck, LabTestCase):
     LESSON = LESSON
+
+    def test_clients_that_come_and_go_leave_no_descriptor_and_no_warning_behind(self):
+        # Each served client's socket is closed once it leaves (an iterative server that
+        # forgot would run out of descriptors after about a thousand clients), and a client
+        # that says goodbye is no failure: nothing on stderr.
+        self.require_linux_proc()
+        server = self.start_server()
+        before = open_descriptor_count(server.pid)
+        for number in range(20):
+            connection = self.connect(server)
+            connection.send_line("client %d" % number)
+            connection.expect_line("client %d" % number)
+            connection.close()
+            server.stdout.expect(r"^client 127\.0\.0\.1:\d+ disconnected$")
+        self.assertEqual(open_descriptor_count(server.pid), before, "descriptors left open")
+        self.assertEqual(server.stderr.text(), "", "warnings for clients that said goodbye")
 
 
 class AddressTests(LabTestCase):
@@ -128,10 +146,17 @@ class AddressTests(LabTestCase):
         connection.expect_line("after the restart")
 
     def test_an_unknown_host_name_is_a_clear_error(self):
-        status, out, err = self.run_program(self.program("server"),
-                                            ["0", "no-such-host.invalid"])
-        self.assertEqual(status, 1)
-        self.assertRegex("\n".join(err), r"^server: getaddrinfo no-such-host\.invalid: ")
+        for role, args in (("server", ["0", "no-such-host.invalid"]),
+                           ("client", ["no-such-host.invalid", "5050"])):
+            status, out, err = self.run_program(self.program(role), args)
+            self.assertEqual(status, 1, "%s: %s" % (role, err))
+            self.assertRegex("\n".join(err), r"^%s: getaddrinfo no-such-host\.invalid: " % role)
+
+
+class NameTests(NameChecks, LabTestCase):
+    """The getaddrinfo loops written out in server.c and client.c: a name's addresses in
+    turn, the socket of one that failed closed before the next is tried."""
+    LESSON = LESSON
 
 
 class ClientTests(EchoClientLoopChecks, LabTestCase):
@@ -139,5 +164,5 @@ class ClientTests(EchoClientLoopChecks, LabTestCase):
     LESSON = LESSON
 
 
-class CommandLineTests(CommandLineChecks, LabTestCase):
+class CommandLineTests(DefaultArgumentChecks, LabTestCase):
     LESSON = LESSON

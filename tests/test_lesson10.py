@@ -1,15 +1,11 @@
 """Lesson 10 - poll: the claims of lessons/10-poll/README.md."""
-import os
 import re
-import shutil
-import subprocess
 import sys
 
 from eventloop import EventLoopChecks, connect_many, echo_rounds
-from labtest import (CommandLineChecks, Connection, EchoClientChecks, HostileClientChecks,
-                     LabTestCase, LoopBackoffCheck, MutationChecks, NetworkNamespace,
-                     fill_until_blocked, open_descriptor_count, peer_path, rss_bytes, sanitizer,
-                     under_emulator)
+from labtest import (CommandLineChecks, EchoClientChecks, HostileClientChecks, LabTestCase,
+                     LoopBackoffCheck, MutationChecks, NameChecks, fill_until_blocked,
+                     peer_path, rss_bytes, sanitizer, under_emulator)
 
 LESSON = "10-poll"
 FD_SETSIZE = 1024  # select()'s limit, which poll() does not have
@@ -101,30 +97,11 @@ class ResetTests(LabTestCase):
         echo_rounds([self.connect(server)], tag="after the reset")
 
 
-class NameTests(LabTestCase):
+class NameTests(NameChecks, LabTestCase):
     """lab_listen() and lab_connect() (common/resolve.c), which lesson 03 wrote out: a name
     that does not resolve is named in the error; a name's addresses are tried in turn, and
     the socket of an address that failed is closed before the next is tried."""
     LESSON = LESSON
-    NAME = "two-addresses"
-
-    def name_with_two_addresses(self):
-        """A network namespace in which NAME is 127.0.0.1 and 127.0.0.2 (a hosts file that
-        ip netns exec mounts over /etc/hosts for the programs started in it); returns it and
-        the two addresses in the order getaddrinfo() gives them there."""
-        self.require_linux_proc()
-        namespace = NetworkNamespace(self)
-        directory = os.path.join("/etc/netns", namespace.name)
-        os.makedirs(directory)  # /etc/netns itself stays: another test may be using it
-        self.addCleanup(shutil.rmtree, directory, True)
-        with open(os.path.join(directory, "hosts"), "w") as hosts:
-            hosts.write("127.0.0.1 %s\n127.0.0.2 %s\n" % (self.NAME, self.NAME))
-        found = subprocess.run(namespace.command_prefix() + [sys.executable, "-c", (
-            "import socket\nfor *_, a in socket.getaddrinfo(%r, 1, socket.AF_INET, "
-            "socket.SOCK_STREAM): print(a[0])") % self.NAME],
-            stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.split()
-        self.assertEqual(sorted(found), ["127.0.0.1", "127.0.0.2"], "the hosts file is read")
-        return namespace, found
 
     def test_an_unknown_host_name_is_a_clear_error(self):
         for role, args in (("server", ["0", "no-such-host.invalid"]),
@@ -132,40 +109,6 @@ class NameTests(LabTestCase):
             status, out, err = self.run_program(self.program(role), args)
             self.assertEqual(status, 1, "%s: %s" % (role, err))
             self.assertRegex("\n".join(err), r"^%s: getaddrinfo no-such-host\.invalid: " % role)
-
-    def test_a_server_whose_first_address_is_taken_listens_on_the_next_and_leaks_nothing(self):
-        namespace, (first, second) = self.name_with_two_addresses()
-        holder = namespace.socket()
-        self.addCleanup(holder.close)
-        holder.bind((first, 0))
-        holder.listen(1)
-        port = holder.getsockname()[1]
-        server = self.start_server([str(port), self.NAME], namespace=namespace)
-        self.assertEqual((server.host, server.port), (second, port),
-                         "%s:%d is taken: the next address, %s" % (first, port, second))
-        plain = self.start_server(["0", second], namespace=namespace)
-        self.assertEqual(open_descriptor_count(server.pid), open_descriptor_count(plain.pid),
-                         "the socket that could not bind %s:%d is closed" % (first, port))
-        connection = Connection((second, port), sock=namespace.socket())
-        self.addCleanup(connection.close)
-        connection.send_line("on the next address")
-        connection.expect_line("on the next address")
-
-    def test_a_client_refused_by_the_first_address_connects_to_the_next_and_leaks_nothing(self):
-        namespace, (first, second) = self.name_with_two_addresses()
-        server = self.start_server(["0", second], namespace=namespace)  # first: refused
-        clients = [self.start_client([host, str(server.port)], namespace=namespace,
-                                     keep_stdin_open=True) for host in (self.NAME, second)]
-        for client in clients:
-            client.stdout.expect(r"^connected to %s:%d$" % (re.escape(second), server.port))
-        by_name, by_number = clients
-        self.assertEqual(open_descriptor_count(by_name.pid), open_descriptor_count(by_number.pid),
-                         "the socket %s:%d refused is closed" % (first, server.port))
-        for client in clients:
-            client.write(b"still here\n")
-            client.stdout.expect(r"^still here$")
-            client.close_stdin()
-            self.assertEqual(client.wait(), 0, "stderr: %s" % client.stderr.text())
 
 
 class WrongServerTests(MutationChecks):
