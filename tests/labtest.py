@@ -686,6 +686,19 @@ class LabTestCase(unittest.TestCase):
             raise AssertionError("a helper thread failed:\n" + error)
 
     # platform
+    def client_and_a_server_of_our_own(self):
+        """The lesson's client connected to a socket of the test's own that plays the server:
+        returns (client, the server's end of the connection, reading lines)."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        listener.settimeout(scaled(10))
+        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1])],
+                                   keep_stdin_open=True)
+        sock, _ = listener.accept()
+        served = Connection(None, sock=sock)
+        self.addCleanup(served.close)
+        return client, served
+
     def require_linux_proc(self):
         if not linux_proc_available():
             self.skipTest("reads /proc of the program: Linux native builds only"
@@ -776,6 +789,19 @@ class DefaultArgumentChecks(CommandLineChecks):
                 client.stderr.expect(r"^client: connect 127\.0\.0\.1:5050: ")
         server = self.start_server([], namespace=namespace)
         self.assertEqual((server.host, server.port), ("127.0.0.1", 5050))
+
+
+class OneClientOnlyCheck:
+    """Lessons 01 and 02 serve one client and close their listening socket once it is
+    accepted: a second client is refused at once, not queued in a backlog nobody accepts from."""
+
+    def test_the_listening_socket_is_closed_once_the_client_is_accepted(self):
+        server = self.start_server(keep_stdin_open=True)
+        first = self.connect(server)
+        self.addCleanup(first.close)
+        server.stdout.expect(r"^client connected from ")
+        with self.assertRaises(ConnectionRefusedError, msg="a second client was let in"):
+            socket.create_connection(("127.0.0.1", server.port), timeout=scaled(5)).close()
 
 
 class IPv4CommandLineChecks(DefaultArgumentChecks):
@@ -977,19 +1003,6 @@ class EchoClientLoopChecks:
                                             b"a" * 2000 + b"\nafter\n")
         self.assertEqual(status, 0, "stderr: %s" % err)
         self.assertEqual(out[1:], [TOO_LONG_REPLY.decode(), "after"])
-
-    def client_and_a_server_of_our_own(self):
-        """The lesson's client connected to a socket of the test's own that plays the server:
-        returns (client, the server's end of the connection, reading lines)."""
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.addCleanup(listener.close)
-        listener.settimeout(scaled(10))
-        client = self.start_client(["127.0.0.1", str(listener.getsockname()[1])],
-                                   keep_stdin_open=True)
-        sock, _ = listener.accept()
-        served = Connection(None, sock=sock)
-        self.addCleanup(served.close)
-        return client, served
 
     def test_client_says_when_the_server_closes_and_exits_1(self):
         client, served = self.client_and_a_server_of_our_own()

@@ -3,7 +3,7 @@ import socket
 import time
 
 from labtest import (EchoClientLoopChecks, IPv4CommandLineChecks, LabTestCase, LINE_MAX,
-                     TOO_LONG_REPLY, under_emulator)
+                     OneClientOnlyCheck, TOO_LONG_REPLY, under_emulator)
 
 LESSON = "02-byte-streams"
 
@@ -78,7 +78,7 @@ class FramingTests(LabTestCase):
         self.connection.expect_silence(0.3)
 
 
-class OneClientTests(LabTestCase):
+class OneClientTests(OneClientOnlyCheck, LabTestCase):
     """The server serves one client, survives its misbehaviour, then exits."""
     LESSON = LESSON
 
@@ -92,17 +92,6 @@ class OneClientTests(LabTestCase):
         self.assertEqual(server.wait(), 0)
         # A client that says goodbye is no failure: nothing is warned about.
         self.assertEqual(server.stderr.text(), "", "stderr after a clean end of file")
-
-    def test_the_listening_socket_is_closed_once_the_client_is_accepted(self):
-        # One client only: a second connect() while the first is served is refused at once
-        # (nothing listens any more), not queued in a backlog nobody will ever accept from.
-        server = self.start_server()
-        first = self.connect(server)
-        server.stdout.expect(r"^client connected from ")
-        with self.assertRaises(ConnectionRefusedError, msg="a second client was let in"):
-            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
-        first.send_line("still served")
-        first.expect_line("still served")
 
     def test_connect_and_close_at_once(self):
         server = self.start_server()
