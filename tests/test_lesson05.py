@@ -1,11 +1,14 @@
 """Lesson 05 - many clients, one thread: the claims of lessons/05-nonblocking-many/README.md."""
+import os
+import re
 import select
+import signal
 import socket
 import time
 
 from labtest import (AcceptBackoffCheck, CommandLineChecks, LabTestCase, LINE_MAX, MutationChecks,
                      TOO_LONG_REPLY, open_descriptor_count, peer_path,
-                     program_path, sanitizer, scaled, thread_count, wait_until)
+                     program_path, sanitizer, scaled, thread_count, under_emulator, wait_until)
 from polling import (PollIntervalArgumentCheck, PollIntervalChecks, describe_difference,
                      idle_cpu_share, numbered_lines, push_without_reading, wait_readable)
 
@@ -149,6 +152,24 @@ class ManyClientsTests(LabTestCase):
         newcomer.expect_line("a slot came free")
         connections[-1].send_line("the last one is still served")
         connections[-1].expect_line("the last one is still served")
+
+    def test_a_newcomer_that_resets_before_it_is_turned_away_is_warned_about(self):
+        # The table is full; a newcomer connects and resets while the server is stopped, so
+        # the server's send() of "server full" meets the reset: it says so, and serves on.
+        if under_emulator() or not hasattr(signal, "SIGSTOP"):
+            self.skipTest("stops the server with SIGSTOP: POSIX native builds only")
+        connections = self.connect_many(MAX_CLIENTS)
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            newcomer = self.connect(self.server)
+            peer = re.escape("127.0.0.1:%d" % newcomer.sock.getsockname()[1])
+            newcomer.reset()
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+        self.server.stderr.expect(r"^server: send %s: " % peer, what="the failed send")
+        self.server.stdout.expect(r"^client %s turned away: server full$" % peer)
+        connections[0].send_line("still served")
+        connections[0].expect_line("still served")
 
 
 class EchoTests(LabTestCase):
