@@ -4,7 +4,7 @@ import socket
 
 from labtest import (AcceptBackoffCheck, CommandLineChecks, EchoClientChecks, LabTestCase, LINE_MAX,
                      MutationChecks, QuietServerCheck, TOO_LONG_REPLY, fill_until_blocked,
-                     open_descriptor_count, program_path, sanitizer, thread_count,
+                     open_descriptor_count, program_path, rss_bytes, sanitizer, thread_count,
                      under_emulator, wait_until)
 
 try:
@@ -311,6 +311,60 @@ class ThreadTests(LabTestCase):
         for _ in range(200):
             self.connect(self.server).close()
         self.assert_back_to_baseline()
+
+    def serve_one_after_another(self, count):
+        for number in range(count):
+            connection = self.connect(self.server)
+            connection.send_line("client %d" % number)
+            connection.expect_line("client %d" % number)
+            connection.close()
+        self.assert_back_to_baseline()
+
+    def test_clients_one_after_another_leave_no_memory_and_no_stack_behind(self):
+        # Each thread is detached (its 8 MiB stack goes back, or to glibc's cache, when it
+        # returns) and frees its client's block. A thread never detached keeps its stack
+        # mapped after it has ended: /proc/PID/task no longer lists it, VmSize does.
+        if sanitizer():
+            self.skipTest("sanitizers keep freed memory in quarantine: RSS says nothing")
+        self.serve_one_after_another(300)  # the allocator and the stack cache settle
+        pid = self.server.pid
+        size, resident = address_space_size(pid), rss_bytes(pid)
+        self.serve_one_after_another(3000)
+        grown = address_space_size(pid) - size
+        self.assertLess(grown, 64 * 2**20, "the address space grew by %d MiB over 3,000 "
+                        "clients: stacks of threads never detached?" % (grown >> 20))
+        grown = rss_bytes(pid) - resident
+        self.assertLess(grown, 128 * 1024, "resident memory grew by %d KB over 3,000 clients "
+                        "(a client's 80-byte block kept each time: 240 KB)" % (grown >> 10))
+
+    def test_clients_whose_thread_cannot_start_leave_nothing_behind(self):
+        # A server of its own that never started a thread (so glibc has no stack cached to
+        # reuse), given 4 MiB more address space: room for its heap, none for an 8 MiB stack.
+        # Every client is closed at once; the block made for it must be freed too, or 3,000
+        # of them keep 240 KB.
+        if resource is None or not hasattr(resource, "prlimit"):
+            self.skipTest("needs resource.prlimit (Linux)")
+        if sanitizer():
+            self.skipTest("sanitizers reserve terabytes of address space: no limit fits")
+        server = self.start_server()
+        pid = server.pid
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (address_space_size(pid) + 4 * 2**20, hard))
+
+        def turned_away(count):
+            for _ in range(count):
+                connection = self.connect(server)
+                connection.send_line("anybody?")
+                self.assertFalse(answered(connection), "a client was served without a thread")
+                connection.close()
+        turned_away(500)  # the allocator settles
+        descriptors, resident = open_descriptor_count(pid), rss_bytes(pid)
+        turned_away(3000)
+        grown = rss_bytes(pid) - resident
+        self.assertLess(grown, 128 * 1024, "resident memory grew by %d KB over 3,000 clients "
+                        "turned away" % (grown >> 10))
+        self.assertEqual(open_descriptor_count(pid), descriptors, "a socket kept per client")
+        server.stderr.expect(r"^server: cannot start a thread for client ", what="the refusals")
 
     def test_a_thread_that_cannot_start_turns_away_one_client_only(self):
         # Limits the server's address space to room for about two more 8 MiB thread stacks:
