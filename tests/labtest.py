@@ -838,6 +838,13 @@ class NameChecks:
         self.assertEqual(sorted(found), ["127.0.0.1", "127.0.0.2"], "the hosts file is read")
         return namespace, found
 
+    def test_an_unknown_host_name_is_a_clear_error(self):
+        for role, args in (("server", ["0", "no-such-host.invalid"]),
+                           ("client", ["no-such-host.invalid", "5050"])):
+            status, out, err = self.run_program(self.program(role), args)
+            self.assertEqual(status, 1, "%s: %s" % (role, err))
+            self.assertRegex("\n".join(err), r"^%s: getaddrinfo no-such-host\.invalid: " % role)
+
     def test_a_server_whose_first_address_is_taken_listens_on_the_next_and_leaks_nothing(self):
         namespace, (first, second) = self.name_with_two_addresses()
         holder = namespace.socket()

@@ -66,7 +66,7 @@ static void print_usage(void)
            "client it sends \"* ping\"; GRACE seconds (default 10) later, still nothing: dropped.\n"
            "KEEPALIVE is IDLE,INTERVAL,COUNT in seconds (default 60,10,5) or off.\n"
            "USER-TIMEOUT-MS (Linux): unacknowledged data ends a connection after that long\n"
-           "(default: the keepalive's IDLE + INTERVAL x COUNT, else 30000; 0: off).\n",
+           "(default: keepalive's IDLE + INTERVAL x COUNT up to a day, else 30000; 0: off).\n",
            LAB_DEFAULT_ADDRESS, LAB_DEFAULT_PORT);
 }
 
@@ -100,6 +100,9 @@ static void read_settings(int argc, char **argv, struct settings *settings)
     long *keepalive = settings->keepalive; /* a user timeout also ends keepalive: README.md */
     settings->user_timeout_ms =
         keepalive[0] ? (keepalive[0] + keepalive[1] * keepalive[2]) * 1000 : 30000;
+    if (settings->user_timeout_ms > MOST_SECONDS * 1000) {
+        settings->user_timeout_ms = MOST_SECONDS * 1000; /* an int of ms: the most we take */
+    }
     if (argc > 6 && lab_parse_count(argv[6], MOST_SECONDS * 1000, &settings->user_timeout_ms)) {
         lab_usage_error("invalid USER-TIMEOUT-MS (expected 0-86400000)", argv[6]);
     }
