@@ -382,6 +382,10 @@ class GradeDocsTests(MutationChecks):
         import subprocess
         import tempfile
         from labtest import TESTS_DIR
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            # Lesson 03's namespace tests (root only) are counted in the documented card,
+            # which was made where every test runs, as CI does.
+            self.skipTest("the documented scorecard was made as root, where every test runs")
         blocks = list(self.blocks())
         self.assertTrue(blocks, "no block marked %s in docs/instructors.md" % self.MARK)
         for block in blocks:
