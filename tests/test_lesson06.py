@@ -330,9 +330,11 @@ class ThreadTests(LabTestCase):
         pid = self.server.pid
         size, resident = address_space_size(pid), rss_bytes(pid)
         self.serve_one_after_another(3000)
+        # glibc may reserve another 64 MiB malloc arena for a new thread now and then; 3,000
+        # stacks never given back would be 3,000 x 8 MiB, 23 GiB.
         grown = address_space_size(pid) - size
-        self.assertLess(grown, 64 * 2**20, "the address space grew by %d MiB over 3,000 "
-                        "clients: stacks of threads never detached?" % (grown >> 20))
+        self.assertLess(grown, 2**30, "the address space grew by %d MiB over 3,000 clients: "
+                        "stacks of threads never detached?" % (grown >> 20))
         grown = rss_bytes(pid) - resident
         self.assertLess(grown, 128 * 1024, "resident memory grew by %d KB over 3,000 clients "
                         "(a client's 80-byte block kept each time: 240 KB)" % (grown >> 10))
