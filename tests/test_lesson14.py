@@ -248,8 +248,9 @@ def time_wait_sockets(port, before=()):
         fields = line.split()
         local, peer = (int(field.rsplit(":", 1)[1]) for field in fields[2:4])
         if port in (local, peer) and (local, peer) not in before:
-            timer = TIMER.search(line)
-            seconds = float(timer.group(1)) * {"ms": 0.001, "sec": 1, "min": 60}[timer.group(2)]
+            timer = TIMER.search(line)  # none in "timer:(timewait,,0)": an entry expiring now
+            seconds = (float(timer.group(1)) * {"ms": 0.001, "sec": 1, "min": 60}[timer.group(2)]
+                       if timer else 0.0)
             found.append((local, peer, seconds))
     return found
 
