@@ -32,7 +32,7 @@
 #endif
 
 #define CONNECT_TIMEOUT_MS 5000
-#define MOST_USER_TIMEOUT_MS 86400000L /* a day, as the server's USER-TIMEOUT-MS: it is an int */
+#define MOST_USER_TIMEOUT_S 86400L /* a day, as the server's USER-TIMEOUT-MS: an int of ms */
 
 static void print_usage(void)
 {
@@ -96,9 +96,9 @@ static void set_keepalive(lab_socket s, const long keepalive[3])
 #endif
     set_option(s, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
 #ifdef TCP_USER_TIMEOUT
-    long total_ms = (keepalive[0] + keepalive[1] * keepalive[2]) * 1000;
+    long seconds = keepalive[0] + keepalive[1] * keepalive[2]; /* its ms may pass 2^31 */
     set_option(s, IPPROTO_TCP, TCP_USER_TIMEOUT,
-               total_ms < MOST_USER_TIMEOUT_MS ? total_ms : MOST_USER_TIMEOUT_MS,
+               (seconds < MOST_USER_TIMEOUT_S ? seconds : MOST_USER_TIMEOUT_S) * 1000,
                "TCP_USER_TIMEOUT");
 #endif
 }

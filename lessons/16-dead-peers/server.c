@@ -98,11 +98,11 @@ static void read_settings(int argc, char **argv, struct settings *settings)
         lab_usage_error("invalid KEEPALIVE (expected IDLE,INTERVAL,COUNT or off)", argv[5]);
     }
     long *keepalive = settings->keepalive; /* a user timeout also ends keepalive: README.md */
-    settings->user_timeout_ms =
-        keepalive[0] ? (keepalive[0] + keepalive[1] * keepalive[2]) * 1000 : 30000;
-    if (settings->user_timeout_ms > MOST_SECONDS * 1000) {
-        settings->user_timeout_ms = MOST_SECONDS * 1000; /* an int of ms: the most we take */
+    long seconds = keepalive[0] ? keepalive[0] + keepalive[1] * keepalive[2] : 30;
+    if (seconds > MOST_SECONDS) { /* capped before * 1000: Windows' long has 32 bits */
+        seconds = MOST_SECONDS;   /* a day of ms fits TCP_USER_TIMEOUT's int */
     }
+    settings->user_timeout_ms = seconds * 1000;
     if (argc > 6 && lab_parse_count(argv[6], MOST_SECONDS * 1000, &settings->user_timeout_ms)) {
         lab_usage_error("invalid USER-TIMEOUT-MS (expected 0-86400000)", argv[6]);
     }
