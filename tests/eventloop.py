@@ -21,8 +21,8 @@ import threading
 import time
 
 from labtest import (LINE_MAX, NetworkNamespace, Program, TOO_LONG_REPLY, fill_until_blocked,
-                     open_descriptor_count, rss_bytes, sanitizer, scaled, thread_count,
-                     under_emulator, wait_until)
+                     open_descriptor_count, process_state, rss_bytes, sanitizer, scaled,
+                     thread_count, under_emulator, wait_until)
 from polling import (describe_difference, idle_cpu_share, median_ms, numbered_lines,
                      push_without_reading, round_trip_times, wait_readable)
 
@@ -115,12 +115,6 @@ def count_calls(test, pid, names, workload):
 def count_receives(test, pid, workload, names=RECEIVE_CALLS):
     """The receive calls (or the calls named) of process pid while workload() runs, summed."""
     return sum(count_calls(test, pid, names, workload).values())
-
-
-def process_state(pid):
-    """The one-letter state of a process (R running, S sleeping, T stopped), from /proc."""
-    with open("/proc/%d/stat" % pid) as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def sleeps_on(pid, samples=3, gap=0.005):

@@ -22,6 +22,7 @@ Which programs run (first match wins; see docs/instructors.md):
 
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -457,6 +458,53 @@ class Connection:
         self.sock.close()
 
 
+class UnansweredListener:
+    """A port where a connect() can never complete: a listener with backlog 0 that never
+    accepts, whose queue is filled first. Linux then drops further SYNs without an answer,
+    so a client's handshake stays in SYN-SENT until it gives up. Use with "with"."""
+
+    PROBE_SECONDS = 0.5
+
+    def __init__(self, address="127.0.0.1", port=0):
+        self.address = address
+        self.listener = socket.socket()
+        self.fillers = []
+        try:
+            self.listener.bind((address, port))
+        except OSError:
+            self.listener.close()
+            raise
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        for _ in range(16):
+            if not self._connect_completes():
+                return  # the precondition: a plain non-blocking connect hangs here
+        self.close()
+        raise unittest.SkipTest("every connect to a full, never-accepting listener completed "
+                                "within %.1fs on this system, so a connect that cannot "
+                                "complete cannot be staged" % self.PROBE_SECONDS)
+
+    def _connect_completes(self):
+        probe = socket.socket()
+        self.fillers.append(probe)  # kept open: a completed one holds its place in the queue
+        probe.setblocking(False)
+        if probe.connect_ex((self.address, self.port)) == 0:
+            return True
+        writable = select.select([], [probe], [], self.PROBE_SECONDS)[1]
+        return bool(writable)
+
+    def close(self):
+        for sock in self.fillers:
+            sock.close()
+        self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+
+
 # ---- a network namespace of the test's own (root only) -----------------------------------
 
 class NetworkNamespace:
@@ -522,6 +570,13 @@ def cpu_seconds(pid):
         fields = stat.read().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_state(pid):
+    """The one-letter state of a process (R running, S asleep, T stopped, Z ended), from
+    /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def rss_bytes(pid):

@@ -7,7 +7,6 @@ lesson 03's blocking client waits instead (minutes):
     LAB_BUILD_DIR=build python3 tests/test_lesson09.py measure-blocking"""
 import fcntl
 import os
-import select
 import shutil
 import socket
 import statistics
@@ -22,8 +21,8 @@ import unittest
 
 from labtest import (CommandLineChecks, HostileClientChecks, LabTestCase, LINE_MAX,
                      MutationChecks, NetworkNamespace, OutOfDescriptorsCheck, TOO_LONG_REPLY,
-                     command_for, cpu_seconds, peer_path, program_path, scaled, under_emulator,
-                     wait_until)
+                     UnansweredListener, command_for, cpu_seconds, peer_path, process_state,
+                     program_path, scaled, under_emulator, wait_until)
 
 LESSON = "09-nonblocking-client"
 
@@ -39,53 +38,6 @@ def ipv6_loopback_works():
         return True
     except OSError:
         return False
-
-
-class UnansweredListener:
-    """A port where a connect() can never complete: a listener with backlog 0 that never
-    accepts, whose queue is filled first. Linux then drops further SYNs without an answer,
-    so a client's handshake stays in SYN-SENT until it gives up. Use with "with"."""
-
-    PROBE_SECONDS = 0.5
-
-    def __init__(self, address="127.0.0.1", port=0):
-        self.address = address
-        self.listener = socket.socket()
-        self.fillers = []
-        try:
-            self.listener.bind((address, port))
-        except OSError:
-            self.listener.close()
-            raise
-        self.listener.listen(0)
-        self.port = self.listener.getsockname()[1]
-        for _ in range(16):
-            if not self._connect_completes():
-                return  # the precondition: a plain non-blocking connect hangs here
-        self.close()
-        raise unittest.SkipTest("every connect to a full, never-accepting listener completed "
-                                "within %.1fs on this system, so a connect that cannot "
-                                "complete cannot be staged" % self.PROBE_SECONDS)
-
-    def _connect_completes(self):
-        probe = socket.socket()
-        self.fillers.append(probe)  # kept open: a completed one holds its place in the queue
-        probe.setblocking(False)
-        if probe.connect_ex((self.address, self.port)) == 0:
-            return True
-        writable = select.select([], [probe], [], self.PROBE_SECONDS)[1]
-        return bool(writable)
-
-    def close(self):
-        for sock in self.fillers:
-            sock.close()
-        self.listener.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.close()
 
 
 class ScriptedServer:
@@ -136,12 +88,6 @@ def voluntary_switches(pid):
             if line.startswith("voluntary_ctxt_switches:"):
                 return int(line.split()[1])
     raise AssertionError("no voluntary_ctxt_switches in /proc/%d/status" % pid)
-
-
-def process_state(pid):
-    """The state letter of /proc/PID/stat: S asleep, R running, ..."""
-    with open("/proc/%d/stat" % pid) as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def type_until_input_stops(client, timeout=20):

@@ -16,8 +16,8 @@ import termios
 import time
 
 from labtest import (CommandLineChecks, LabTestCase, MutationChecks, NetworkNamespace,
-                     linux_proc_available, open_descriptor_count, rss_bytes, sanitizer, scaled,
-                     thread_count, under_emulator, wait_until)
+                     linux_proc_available, open_descriptor_count, process_state, rss_bytes,
+                     sanitizer, scaled, thread_count, under_emulator, wait_until)
 
 try:
     import resource
@@ -63,12 +63,6 @@ def address_space_size(pid):
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmSize in /proc/%d/status" % pid)
-
-
-def process_state(pid):
-    """The state letter of /proc/PID/stat: S asleep, R running, Z ended..."""
-    with open("/proc/%d/stat" % pid) as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def unread_bytes(descriptor):
@@ -459,9 +453,15 @@ class ThreadPerClientTests(BuffersTestCase):
                 for _ in range(batch):
                     socket.create_connection(server.address[:2], timeout=scaled(10)).close()
                 printed[0] += 2 * batch
-                wait_until(lambda: len(server.stdout.lines) >= printed[0]
-                           and thread_count(server.pid) == 1, 10,
-                           "each client's thread to end")
+                try:
+                    wait_until(lambda: len(server.stdout.lines) >= printed[0]
+                               and thread_count(server.pid) == 1, 10,
+                               "each client's thread to end")
+                except AssertionError as timeout:  # which of the two, to tell a hang from a leak
+                    raise AssertionError("%s: %d of %d lines printed, %d threads; stderr:\n%s"
+                                         % (timeout, len(server.stdout.lines), printed[0],
+                                            thread_count(server.pid),
+                                            server.stderr.text())) from None
 
         clients_come_and_go(2000)  # the allocator's pools and glibc's stack cache fill
         before = rss_bytes(server.pid)

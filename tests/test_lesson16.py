@@ -17,7 +17,8 @@ from eventloop import CONNECTED, EventLoopChecks
 from labtest import (CommandLineChecks, Connection, EchoClientChecks, HostileClientChecks,
                      NameChecks,
                      LabTestCase, LoopBackoffCheck, MutationChecks, NetworkNamespace, Program,
-                     command_for, linux_proc_available, scaled, under_emulator, wait_until)
+                     UnansweredListener, command_for, linux_proc_available, process_state, scaled,
+                     under_emulator, wait_until)
 from polling import idle_cpu_share
 
 LESSON = "16-dead-peers"
@@ -134,6 +135,25 @@ class NameTests(NameChecks, DeadPeerTestCase):
     and closes the socket of one that refused before it tries the next."""
 
 
+class ConnectDeadlineTests(DeadPeerTestCase):
+    """The client's connect() is lesson 09's: non-blocking, and given up at the 5,000 ms its
+    usage names, not after the kernel's two minutes of SYN retries."""
+
+    def test_a_connect_that_cannot_complete_gives_up_after_5000_ms(self):
+        status, out, err = self.run_program(self.program("client"), ["--help"])
+        self.assertIn("Gives up connecting after 5000 ms.", "\n".join(out))
+        with UnansweredListener() as unanswered:
+            client = self.start_client(["127.0.0.1", str(unanswered.port)],
+                                       keep_stdin_open=True)
+            started = time.monotonic()
+            status = client.wait(5.0 + scaled(2.0))
+            elapsed = time.monotonic() - started
+        self.assertEqual((status, client.stdout.lines), (1, []), client.stderr.text())
+        self.assertRegex(client.stderr.text(),
+                         r"^  client: connect 127\.0\.0\.1:%d: .*timed out" % unanswered.port)
+        self.assertGreaterEqual(elapsed, 5.0 - EARLY, "it gave up before its deadline")
+
+
 class EchoClientTests(EchoClientChecks, DeadPeerTestCase):
     """The lesson's client is an echo client like lesson 03's, pings apart."""
 
@@ -167,6 +187,39 @@ class EchoClientTests(EchoClientChecks, DeadPeerTestCase):
             pass  # it has already found the reset and ended: its input is closed
         client.stderr.expect(r"^client: (send|recv): ")
         self.assertEqual(client.wait(), 1)
+
+
+    def test_a_reset_a_typed_line_meets_first_is_named_by_send_not_taken_for_a_close(self):
+        # Stopped, the client misses the reset; woken, it finds a typed line and the reset in
+        # one wait, and its send() meets the reset first. Were that error ignored, recv()
+        # would then read a plain end of file: "server closed the connection" for a reset.
+        self.require_signals()
+        self.require_linux_proc()
+        client, served = self.client_and_a_server_of_our_own()
+        client.stdout.expect(r"^connected to ")
+        ports = served.sock.getpeername()[1], served.sock.getsockname()[1]
+        self.addCleanup(lambda: client.running() and os.kill(client.pid, signal.SIGCONT))
+        os.kill(client.pid, signal.SIGSTOP)
+        wait_until(lambda: process_state(client.pid) == "T", 10, "the client to stop")
+        served.reset()
+        wait_until(lambda: not tcp_connection_listed(*ports), 10,
+                   "the reset to close the client's socket")
+        client.write(b"too late\n")
+        os.kill(client.pid, signal.SIGCONT)
+        self.assertEqual(client.wait(), 1)
+        self.assertRegex(client.stderr.text(), r"^  client: send: ")
+        self.assertNotIn("server closed the connection", client.stdout.lines)
+
+
+def tcp_connection_listed(local_port, remote_port):
+    """Whether /proc/net/tcp lists a connection between these loopback ports (one closed by
+    a reset is not listed)."""
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            local, remote = row.split()[1:3]
+            if local.endswith(":%04X" % local_port) and remote.endswith(":%04X" % remote_port):
+                return True
+    return False
 
 
 class HeartbeatTests(DeadPeerTestCase):
