@@ -1,11 +1,9 @@
 """Lesson 10 - poll: the claims of lessons/10-poll/README.md."""
-import re
-import sys
 
-from eventloop import EventLoopChecks, connect_many, echo_rounds
+from eventloop import EventLoopChecks, ResetChecks, connect_many, echo_rounds
 from labtest import (CommandLineChecks, EchoClientChecks, HostileClientChecks, LabTestCase,
-                     LoopBackoffCheck, MutationChecks, NameChecks, fill_until_blocked,
-                     peer_path, rss_bytes, sanitizer, under_emulator)
+                     LoopBackoffCheck, MutationChecks, NameChecks, peer_path, rss_bytes,
+                     sanitizer, under_emulator)
 
 LESSON = "10-poll"
 FD_SETSIZE = 1024  # select()'s limit, which poll() does not have
@@ -74,27 +72,9 @@ class ClientTests(EchoClientChecks, LabTestCase):
     LESSON = LESSON
 
 
-class ResetTests(LabTestCase):
-    """A client that has stopped reading and then resets is dropped at the failed send."""
+class ResetTests(ResetChecks, LabTestCase):
+    """A client that resets is dropped and named, at the failed send or recv."""
     LESSON = LESSON
-
-    def test_a_client_that_stops_reading_then_resets_is_dropped_and_named(self):
-        # The server has stopped reading the client (its answers do not fit) and waits only
-        # to write: the reset reaches it as a failed send(), which must end that client -
-        # taken for "would block", the answers wait for ever and poll() reports the dead
-        # socket again at once, round after round.
-        server = self.start_server()
-        hog = self.connect(server)
-        peer = re.escape("127.0.0.1:%d" % hog.sock.getsockname()[1])
-        self.assertLess(fill_until_blocked(hog), 64 * 1024 * 1024,
-                        "the server should stop reading a client that does not read")
-        hog.reset()
-        warning = server.stderr.expect(r"^server: (send|recv) %s: " % peer,
-                                       what="the server's stderr").group(0)
-        server.stdout.expect(r"^client %s disconnected$" % peer, what="the server's stdout")
-        if sys.platform.startswith("linux") and not under_emulator():
-            self.assertIn("Connection reset by peer", server.stderr.text(), warning)
-        echo_rounds([self.connect(server)], tag="after the reset")
 
 
 class NameTests(NameChecks, LabTestCase):
