@@ -156,6 +156,8 @@ class ResetTests(ResetChecks, IoUringTestCase):
         echo_rounds([later], tag="later")
         server.stderr.expect(r"^server: (getpeername|recv 127\.0\.0\.1:%d): " % port,
                              what="the server's stderr")
+        server.stdout.expect(r"^client connected from 127\.0\.0\.1:%d$"
+                             % later.sock.getsockname()[1], what="the server's stdout")
         ports = {int(line.rsplit(":", 1)[1]) for line in server.stdout.lines
                  if line.startswith("client connected from ")}
         served = {earlier.sock.getsockname()[1], later.sock.getsockname()[1]}
