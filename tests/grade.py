@@ -687,8 +687,9 @@ def parse_options(argv):
     how.add_argument("--cflags", default="", metavar="FLAGS",
                      help="with --source: more compiler flags, e.g. "
                           "\"-fsanitize=address,undefined -g\"")
-    how.add_argument("--jobs", "-j", type=int, default=max(1, min(4, os.cpu_count() or 1)),
-                     help="tests run at once (default: the cores, at most 4)")
+    how.add_argument("--jobs", "-j", type=int, default=min(6, 3 * (os.cpu_count() or 1)),
+                     help="tests run at once (default: 3 per core, at most 6, as the ctest "
+                          "presets run them: most of a test's time is waiting)")
     how.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
                      help="grading mode: the longest a test waits for one answer or line "
                           "(default 5)")
