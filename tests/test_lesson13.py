@@ -449,9 +449,19 @@ class ThreadPerClientTests(BuffersTestCase):
         printed = [len(server.stdout.lines)]  # each client: "connected", "disconnected"
 
         def clients_come_and_go(count, batch=50):
+            # Each client stays until the server has closed its end: a client that closed at
+            # once could be lost in the kernel (its handshake's last ACK dropped by a busy
+            # machine, the retried SYN-ACK answered by a socket already gone), never seen.
             for _ in range(count // batch):
-                for _ in range(batch):
-                    socket.create_connection(server.address[:2], timeout=scaled(10)).close()
+                batch_sockets = [socket.create_connection(server.address[:2],
+                                                          timeout=scaled(10))
+                                 for _ in range(batch)]
+                for sock in batch_sockets:
+                    sock.shutdown(socket.SHUT_WR)
+                for sock in batch_sockets:
+                    self.assertEqual(sock.recv(1), b"", "the server ends a client at its "
+                                     "end of file")
+                    sock.close()
                 printed[0] += 2 * batch
                 try:
                     wait_until(lambda: len(server.stdout.lines) >= printed[0]
