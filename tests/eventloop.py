@@ -11,14 +11,14 @@ is answered in full although the client sends nothing more; only ready clients a
 ResetChecks: a client that resets is named on stderr and dropped, at a failed send or recv.
 """
 import os
-import re
-import sys
 import platform
+import re
 import select
 import shutil
 import signal
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -535,7 +535,7 @@ class EventLoopChecks:
         # Clients at once send lines and read nothing until every buffer is full - the server
         # then holds 16 KB of answers for each - and reset: 60, then 40. Once the 40 are gone
         # the server may not be bigger than it was holding the 60 (16 KB of answers kept per
-        # departed client would be 1.6 MB more). The peak is the yardstick, not the size after
+        # departed client would be 640 KB more: the 40's). The peak is the yardstick, not the size after
         # the 60 left: the allocator may give a freed top of its heap back (or not), which
         # moves that size by hundreds of KB. The server runs in a namespace whose send
         # buffers are held at 16 KB, so filling them takes ~200 KB per client, not megabytes.
